@@ -1,0 +1,25 @@
+#pragma once
+// Each subcommand lives in its own file and registers itself here.
+
+#include <string>
+#include <vector>
+
+namespace CLI {
+class App;
+}
+
+namespace kmidi::cli {
+
+/// Options shared by every config-driven command.
+struct ConfigArgs {
+  std::string config;                  ///< --config FILE
+  std::vector<std::string> overrides;  ///< positional key.path=value
+  bool print_config = false;           ///< print the resolved config and exit
+};
+
+/// Adds --config, --print-config and key.path=value overrides to `cmd`.
+void add_config_args(CLI::App& cmd, ConfigArgs& args, bool config_required = true);
+
+void register_version(CLI::App& app);
+
+}  // namespace kmidi::cli

@@ -1,0 +1,69 @@
+// kmidi: one binary, one subcommand per job. Library code throws; this file
+// alone turns exceptions into one line on stderr and a documented exit code.
+
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
+
+#include "cli/Commands.h"
+#include "core/Config.h"
+#include "core/Errors.h"
+#include "core/Logging.h"
+
+namespace {
+
+std::string first_line(const std::string& text) {
+  const size_t nl = text.find('\n');
+  return nl == std::string::npos ? text : text.substr(0, nl);
+}
+
+int report(const char* kind, const std::string& message, int code) {
+  spdlog::default_logger()->flush();
+  std::fprintf(stderr, "kmidi: %s%s\n", kind, first_line(message).c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace kmidi;
+  CLI::App app{"kmidi: train, evaluate and export the music assistant's models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("kmidi ") + KMIDI_VERSION);
+  logging::Options log_options;
+  app.add_option("--log-level", log_options.level, "trace, debug, info, warn, error, off")
+      ->capture_default_str();
+  app.add_flag("--log-all-ranks", log_options.all_ranks, "print info lines from every rank, not only rank 0");
+
+  // Subcommand callbacks run inside parse(); logging must be set up first.
+  app.parse_complete_callback([&] { logging::init(log_options); });
+
+  cli::register_version(app);
+
+  try {
+    logging::init(logging::Options{});
+    app.parse(argc, argv);
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  } catch (const config::ConfigError& e) {
+    return report("config error: ", e.what(), kExitUsage);
+  } catch (const UsageError& e) {
+    return report("error: ", e.what(), kExitUsage);
+  } catch (const DataError& e) {
+    return report("data error: ", e.what(), kExitData);
+  } catch (const CheckFailed& e) {
+    return report("check failed: ", e.what(), kExitCheckFailed);
+  } catch (const Interrupted& e) {
+    return report("interrupted: ", e.what(), kExitInterrupted);
+  } catch (const c10::Error& e) {
+    return report("internal error (LibTorch): ", e.what_without_backtrace(), kExitInternal);
+  } catch (const std::exception& e) {
+    return report("internal error: ", e.what(), kExitInternal);
+  }
+}
