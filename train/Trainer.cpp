@@ -304,6 +304,9 @@ TrainResult Trainer::fit() {
                config_.grad_accumulation, sampler_->micro_batch_size(), schedule_->describe(), precision_name(precision_),
                ema_ ? fmt::format(", EMA decay {}", config_.ema.decay) : std::string());
 
+  if (!task_.dataset(Split::kValidation)) {
+    spdlog::info("the task has no validation data: no evaluation, no best checkpoint");
+  }
   for (auto& o : observers_) o->on_train_begin(*this);
   const auto session_start = std::chrono::steady_clock::now();
   const double elapsed_before = state_.elapsed_seconds;
