@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <limits>
 #include <stdexcept>
 
 namespace kmidi::models {
@@ -34,69 +33,6 @@ void MidiGeneratorOptions::validate() const {
   require(rope_base > 1.0, "rope_base must be > 1");
 }
 
-namespace {
-
-/// Normal(0, std) weights and zero biases, as GPT-2 initialises.
-void init_linear(torch::nn::Linear& layer, double std) {
-  torch::NoGradGuard no_grad;
-  layer->weight.normal_(0.0, std);
-  if (layer->bias.defined()) layer->bias.zero_();
-}
-
-/// softmax(q kᵀ / √d masked) v in float32, for stability under bf16 autocast.
-/// `allowed` is a bool mask broadcastable to [B, H, T, S], or undefined.
-at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& allowed,
-                  double dropout, bool training) {
-  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  at::Tensor scores = torch::matmul(q, k.transpose(-2, -1)).to(torch::kFloat) * scale;
-  if (allowed.defined()) {
-    // A finite fill keeps rows whose keys are all masked (left padding) free of NaN.
-    scores = scores.masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
-  }
-  at::Tensor probs = torch::softmax(scores, -1).to(v.scalar_type());
-  if (training && dropout > 0.0) probs = torch::dropout(probs, dropout, true);
-  return torch::matmul(probs, v);
-}
-
-/// [B, T, H*Dh] ← [B, H, T, Dh]
-at::Tensor merge_heads(const at::Tensor& x) {
-  return x.permute({0, 2, 1, 3}).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
-}
-
-}  // namespace
-
-at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, double base) {
-  const int64_t dim = x.size(3), half = dim / 2;
-  const auto fopts = torch::TensorOptions().dtype(torch::kFloat).device(x.device());
-  const at::Tensor inv_freq =
-      torch::pow(base, -torch::arange(0, half, fopts) * (2.0 / static_cast<double>(dim)));
-  // [T, Dh/2] or [B, 1, T, Dh/2]: broadcasts over heads.
-  at::Tensor angles = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;
-  if (positions.dim() == 2) angles = angles.unsqueeze(1);
-  const at::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
-  const at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
-}
-
-at::Tensor apply_rotary(const at::Tensor& x, int64_t offset, double base) {
-  return apply_rotary(x, torch::arange(offset, offset + x.size(2), torch::TensorOptions().device(x.device())), base);
-}
-
-AttentionImpl::AttentionImpl(int64_t d_model, int64_t heads, double p) : n_heads(heads), dropout(p) {
-  qkv = register_module("qkv", torch::nn::Linear(d_model, 3 * d_model));
-  out = register_module("out", torch::nn::Linear(d_model, d_model));
-}
-
-CrossAttentionImpl::CrossAttentionImpl(int64_t d_model, int64_t heads, double p) : n_heads(heads), dropout(p) {
-  q = register_module("q", torch::nn::Linear(d_model, d_model));
-  kv = register_module("kv", torch::nn::Linear(d_model, 2 * d_model));
-  out = register_module("out", torch::nn::Linear(d_model, d_model));
-}
-
-MlpImpl::MlpImpl(int64_t d_model, int64_t d_ff) {
-  fc1 = register_module("fc1", torch::nn::Linear(d_model, d_ff));
-  fc2 = register_module("fc2", torch::nn::Linear(d_ff, d_model));
-}
 
 DecoderBlockImpl::DecoderBlockImpl(const MidiGeneratorOptions& o) {
   const std::vector<int64_t> shape{o.d_model};

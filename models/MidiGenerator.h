@@ -15,12 +15,11 @@
 //   cross.q, cross.kv, cross.out, mlp_norm, mlp.fc1, mlp.fc2}, memory (cross mode),
 //   final_norm, lm_head (when embeddings are not tied).
 
-#include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
-#include <torch/nn/pimpl.h>
+
+#include "models/Layers.h"
 
 #include <cstdint>
 #include <string>
@@ -57,31 +56,6 @@ struct KVCache {
   std::vector<at::Tensor> keys, values;
   int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
 };
-
-class AttentionImpl : public torch::nn::Module {
- public:
-  AttentionImpl(int64_t d_model, int64_t n_heads, double dropout);
-  torch::nn::Linear qkv{nullptr}, out{nullptr};
-  int64_t n_heads;
-  double dropout;
-};
-TORCH_MODULE(Attention);
-
-class CrossAttentionImpl : public torch::nn::Module {
- public:
-  CrossAttentionImpl(int64_t d_model, int64_t n_heads, double dropout);
-  torch::nn::Linear q{nullptr}, kv{nullptr}, out{nullptr};
-  int64_t n_heads;
-  double dropout;
-};
-TORCH_MODULE(CrossAttention);
-
-class MlpImpl : public torch::nn::Module {
- public:
-  MlpImpl(int64_t d_model, int64_t d_ff);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
-};
-TORCH_MODULE(Mlp);
 
 class DecoderBlockImpl : public torch::nn::Module {
  public:
@@ -123,11 +97,5 @@ class MidiGeneratorImpl : public torch::nn::Module {
   MidiGeneratorOptions options_;
 };
 TORCH_MODULE(MidiGenerator);
-
-/// Rotary position embedding of x [B, H, T, Dh] (half-split rotation: pairs
-/// (i, i + Dh/2)) at `positions`, [T] or [B, T], any floating type.
-at::Tensor apply_rotary(const at::Tensor& x, const at::Tensor& positions, double base);
-/// The same for positions offset..offset+T-1.
-at::Tensor apply_rotary(const at::Tensor& x, int64_t offset, double base);
 
 }  // namespace kmidi::models
