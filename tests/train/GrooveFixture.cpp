@@ -3,9 +3,9 @@
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
-#include <fstream>
 #include <mutex>
 
+#include "core/Csv.h"
 #include "core/Errors.h"
 #include "core/Strings.h"
 
@@ -27,32 +27,27 @@ void GrooveTaskConfig::visit(config::Visitor& v) {
 }
 
 std::vector<GrooveRow> read_groove_csv(const std::string& path, const std::string& split) {
-  std::ifstream in(path);
-  if (!in) throw DataError(path + ": cannot open");
-  std::string line;
-  std::getline(in, line);
-  const auto header = strings::split(strings::trim(line), ',');
-  if (header.size() != 11 || header[4] != "bpm" || header[9] != "duration" || header[10] != "split") {
-    throw DataError(path + ":1: unexpected header '" + line + "'");
-  }
+  const csv::Table table = csv::read(path);
+  const size_t drummer = table.column("drummer"), id = table.column("id"), bpm = table.column("bpm"),
+               beat_type = table.column("beat_type"), meter = table.column("time_signature"),
+               duration = table.column("duration"), split_column = table.column("split");
   std::vector<GrooveRow> rows;
-  int line_no = 1;
-  while (std::getline(in, line)) {
-    ++line_no;
-    line = strings::trim(line);
-    if (line.empty()) continue;
-    const auto f = strings::split(line, ',');
-    if (f.size() != 11) throw DataError(path + ":" + std::to_string(line_no) + ": expected 11 fields");
-    if (f[10] != split) continue;
-    GrooveRow r;
-    r.id = f[2];
-    r.bpm = std::stof(f[4]) / 200.0f;
-    r.is_fill = f[5] == "fill" ? 1.0f : 0.0f;
-    const auto meter = strings::split(f[6], '-');
-    r.meter = std::stof(meter.at(0)) / std::stof(meter.at(1));
-    r.drummer = std::stof(f[0].substr(std::string("drummer").size())) / 10.0f;
-    r.duration = std::stod(f[9]);
-    rows.push_back(r);
+  for (size_t i = 0; i < table.rows.size(); ++i) {
+    const auto& f = table.rows[i];
+    if (f[split_column] != split) continue;
+    try {
+      GrooveRow r;
+      r.id = f[id];
+      r.bpm = std::stof(f[bpm]) / 200.0f;
+      r.is_fill = f[beat_type] == "fill" ? 1.0f : 0.0f;
+      const auto parts = strings::split(f[meter], '-');
+      r.meter = std::stof(parts.at(0)) / std::stof(parts.at(1));
+      r.drummer = std::stof(f[drummer].substr(std::string("drummer").size())) / 10.0f;
+      r.duration = std::stod(f[duration]);
+      rows.push_back(r);
+    } catch (const std::exception& e) {
+      throw DataError(table.where(i) + ": unreadable row: " + e.what());
+    }
   }
   return rows;
 }

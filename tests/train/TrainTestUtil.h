@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/Files.h"
+#include "tests/support/TestSupport.h"
 #include "train/Distributed.h"
 #include "train/Optimizer.h"
 #include "train/TrainConfig.h"
@@ -26,14 +27,6 @@ extern char** environ;
 namespace kmidi::test {
 
 namespace fs = std::filesystem;
-
-/// A fresh, empty folder for one test.
-inline std::string scratch_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("kmidi_train_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
 
 inline std::shared_ptr<train::DistributedContext> cpu_context() {
   return train::DistributedContext::create(train::DistributedConfig{}, "cpu");
