@@ -1,7 +1,6 @@
 #pragma once
 // Process-level settings for training and evaluation, and the stop signals.
 
-#include <atomic>
 #include <csignal>
 #include <cstdint>
 

@@ -6,9 +6,9 @@ namespace kmidi::train {
 namespace {
 
 /// Adds each model family under the name a job config's `task:` key uses:
-///   registry.add<GeneratorJobConfig>("midi_generator", "decoder-only MIDI transformer",
-///       [](GeneratorJobConfig& c, const TaskContext& ctx) { return make_generator_task(c, ctx); });
-/// (No family is part of this library yet; each one adds its line here.)
+///   registry.add<FamilyJobSections>("family_name", "one-line description",
+///       [](FamilyJobSections& sections, const TaskContext& context) { return std::make_unique<FamilyTask>(...); });
+/// No family implements train::Task on this branch yet; each adds its line here.
 void register_builtin_tasks(TaskRegistry& registry) { (void)registry; }
 
 }  // namespace
