@@ -568,7 +568,9 @@ Value ModelBuilder::attention(const Value& q, const Value& k, const Value& v, co
   }
   auto s = scope(name);
   Value scores = mul(matmul(q, transpose(k, {0, 1, 3, 2}), "scores"), scalar_float32(options.scale));  // [B, H, T, S]
-  if (!options.additive_mask.empty()) scores = add(scores, options.additive_mask, "mask");
+  // A finite fill, not -inf: a row whose keys are all masked stays free of NaN.
+  const Value masked = scalar_float32(std::numeric_limits<float>::lowest());
+  if (!options.allowed.empty()) scores = where(options.allowed, scores, masked, "allowed");
   if (options.causal) {
     // keep[i][j] = j <= i + (S - T): a lower triangle of ones [T, S] shifted by S - T (Trilu, opset 14).
     const Value t = shape_of(q, 2, 3, "queries");
@@ -577,7 +579,7 @@ Value ModelBuilder::attention(const Value& q, const Value& k, const Value& v, co
                             {Attr::tensor("value", TensorData::float32({1}, {1.0f}))});
     const Value offset = squeeze(sub(s_len, t), {0});
     const Value keep = cast(node("Trilu", {ones, offset}, {{"upper", 0}}, "causal"), DType::kBool);
-    scores = where(keep, scores, scalar_float32(-std::numeric_limits<float>::infinity()), "causal");
+    scores = where(keep, scores, masked, "causal");
   }
   return matmul(softmax(scores, -1), v, "context");
 }

@@ -101,11 +101,12 @@ struct AttentionOptions {
   float scale = 0.0f;
   /// Mask future keys. With T queries and S keys, the queries are the last T
   /// of the S positions (S > T when past keys are prepended): query i sees keys
-  /// 0..i+S-T, as torch's masked_fill(triu(ones(T, S), 1 + S - T), -inf).
+  /// 0..i+S-T.
   bool causal = false;
-  /// Optional, broadcastable to [B, H, T, S]: added to the scaled scores
-  /// (e.g. -inf at padded keys).
-  Value additive_mask;
+  /// Optional bool mask broadcastable to [B, H, T, S]; false masks a key (e.g.
+  /// padding). Masked scores take the lowest finite float, as models::attend
+  /// does, so a row with every key masked averages v instead of giving NaN.
+  Value allowed;
 };
 
 /// Options of ModelBuilder::conv, as torch's Conv1d/Conv2d take them.
@@ -253,7 +254,7 @@ class ModelBuilder {
   Value split_heads(const Value& x, int64_t heads, int64_t head_dim, const std::string& name = "split_heads");
   /// [B, heads, T, head_dim] -> [B, T, heads*head_dim].
   Value merge_heads(const Value& x, int64_t heads, int64_t head_dim, const std::string& name = "merge_heads");
-  /// softmax(q·kᵀ·scale + mask)·v for q [B, H, T, D], k and v [B, H, S, D] -> [B, H, T, D].
+  /// softmax(masked(q·kᵀ·scale))·v for q [B, H, T, D], k and v [B, H, S, D] -> [B, H, T, D].
   Value attention(const Value& q, const Value& k, const Value& v, const AttentionOptions& options,
                   const std::string& name = "attention");
 

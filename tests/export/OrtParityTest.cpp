@@ -131,7 +131,7 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> torch_attention(const At
   const int64_t t = q.size(2), s = k.size(2), d = q.size(3);
   torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(d));
   const torch::Tensor future = torch::ones({t, s}, torch::kBool).triu(1 + s - t);
-  scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  scores = scores.masked_fill(future, std::numeric_limits<float>::lowest());
   const torch::Tensor context = torch::matmul(F::softmax(scores, -1), v);
   const torch::Tensor merged = context.transpose(1, 2).reshape({x.size(0), t, -1});
   return {F::linear(merged, w.wo, w.bo), k, v};
@@ -235,6 +235,42 @@ TEST(OrtParity, IncrementalAttentionReproducesTheFullSequence) {
   const ParityReport report = compare_outputs(named("output", full), named("output", torch::cat(pieces, 1)),
                                               Tolerance{kTol, kTol});
   EXPECT_TRUE(report.passed()) << report.summary();
+}
+
+TEST(OrtParity, AttentionWithKeyPaddingMask) {
+  // A bidirectional encoder's attention with a key mask [B, S]; the second
+  // example has every key masked and must average v rather than give NaN.
+  torch::manual_seed(16);
+  const int64_t heads = 2, head_dim = 4, dim = heads * head_dim;
+  ModelBuilder b;
+  required_metadata(b, "test_attention");
+  const Value x = b.input("x", DType::kFloat32, {"batch", "sequence", dim});
+  const Value mask = b.input("mask", DType::kBool, {"batch", "sequence"});
+  const Value q = b.split_heads(x, heads, head_dim, "q");
+  AttentionOptions options;
+  options.scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  options.allowed = b.unsqueeze(mask, {1, 2});  // [B, 1, 1, S]
+  b.output(b.merge_heads(b.attention(q, q, q, options), heads, head_dim), "y", DType::kFloat32,
+           {"batch", "sequence", dim});
+
+  std::vector<data::NamedTensors> sets;
+  for (int64_t seq : {3, 6}) {
+    data::NamedTensors in;
+    in.set("x", torch::randn({3, seq, dim}));
+    torch::Tensor m = torch::ones({3, seq}, torch::kBool);
+    m[0].slice(0, seq - 1).fill_(false);  // last key padded
+    m[1].fill_(false);                    // everything padded
+    in.set("mask", m);
+    sets.push_back(in);
+  }
+  expect_parity("attention_mask.onnx", b.build(), sets, [&](const data::NamedTensors& in) {
+    const torch::Tensor qh = torch_heads(in.at("x"), heads);
+    torch::Tensor scores = torch::matmul(qh, qh.transpose(-2, -1)) / std::sqrt(static_cast<double>(head_dim));
+    scores = scores.masked_fill(in.at("mask").logical_not().view({3, 1, 1, -1}), std::numeric_limits<float>::lowest());
+    const torch::Tensor context = torch::matmul(F::softmax(scores, -1), qh);
+    EXPECT_FALSE(context.isnan().any().item<bool>());
+    return named("y", context.transpose(1, 2).reshape({3, -1, dim}));
+  });
 }
 
 TEST(OrtParity, ShapeAndIndexingOps) {
