@@ -24,7 +24,7 @@ struct CliRun {
 };
 
 CliRun run_kmidi(const std::string& args) {
-  const std::string command = std::string(KMIDI_BINARY_DIR) + "/kmidi " + args + " 2>&1";
+  const std::string command = std::string(KMIDI_CLI) + " " + args + " 2>&1";
   FILE* pipe = ::popen(command.c_str(), "r");
   EXPECT_NE(pipe, nullptr);
   CliRun r;
