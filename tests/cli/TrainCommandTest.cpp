@@ -8,9 +8,10 @@
 #include <cstdio>
 #include <string>
 
-#include "tests/train/TrainTestUtil.h"
+#include "core/Files.h"
+#include "tests/support/TestSupport.h"
 
-namespace kmidi::train {
+namespace kmidi::cli {
 namespace {
 
 struct Result {
@@ -19,7 +20,7 @@ struct Result {
 };
 
 Result kmidi(const std::string& args) {
-  const std::string command = std::string(KMIDI_BINARY_DIR "/kmidi ") + args + " 2>&1";
+  const std::string command = test::shell_quote(KMIDI_CLI) + " " + args + " 2>&1";
   Result r;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return r;
@@ -30,16 +31,16 @@ Result kmidi(const std::string& args) {
   return r;
 }
 
-TEST(Cli, TrainRejectsAnUnknownTaskWithExitCode2) {
+TEST(TrainCommand, TrainRejectsAnUnknownTaskWithExitCode2) {
   const std::string dir = test::scratch_dir("cli_unknown");
-  test::write_text(dir + "/job.yaml", "task: no_such_task\nrun: {name: a}\ntrain: {max_steps: 5}\n");
+  files::write_atomic(dir + "/job.yaml", "task: no_such_task\nrun: {name: a}\ntrain: {max_steps: 5}\n");
   const Result r = kmidi("train --config " + dir + "/job.yaml");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("config error: " + dir + "/job.yaml: task: unknown task 'no_such_task'"), std::string::npos)
       << r.output;
 }
 
-TEST(Cli, TrainAndEvaluateHelpListTheirOptions) {
+TEST(TrainCommand, TrainAndEvaluateHelpListTheirOptions) {
   const Result train = kmidi("train --help");
   EXPECT_EQ(train.code, 0);
   for (const char* opt : {"--config", "--print-config", "overrides"}) EXPECT_NE(train.output.find(opt), std::string::npos) << opt;
@@ -49,11 +50,11 @@ TEST(Cli, TrainAndEvaluateHelpListTheirOptions) {
     EXPECT_NE(eval.output.find(opt), std::string::npos) << opt;
   }
   const std::string dir = test::scratch_dir("cli_eval");
-  test::write_text(dir + "/job.yaml", "task: x\n");
+  files::write_atomic(dir + "/job.yaml", "task: x\n");
   const Result missing = kmidi("evaluate --config " + dir + "/job.yaml");
   EXPECT_EQ(missing.code, 2) << missing.output;
   EXPECT_NE(missing.output.find("--checkpoint is required"), std::string::npos) << missing.output;
 }
 
 }  // namespace
-}  // namespace kmidi::train
+}  // namespace kmidi::cli
