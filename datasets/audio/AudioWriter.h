@@ -8,6 +8,7 @@
 // round trip bit for bit. (libsndfile's own float writer scales by
 // 2^(bits-1) - 1 instead, which does not round-trip; kmidi converts itself.)
 
+#include <cstdint>
 #include <string>
 #include <vector>
 

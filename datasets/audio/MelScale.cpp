@@ -1,5 +1,6 @@
 #include "datasets/audio/MelScale.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/Errors.h"
