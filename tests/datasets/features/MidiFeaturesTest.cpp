@@ -83,6 +83,17 @@ TEST(MidiFeatures, HandComputedExcerptAcrossTempoChanges) {
   for (int i = kFirstReserved; i < kMidiFeatureCount; ++i) EXPECT_EQ(f[i], 0.0f) << i;
 }
 
+TEST(MidiFeatures, HandComputedSecondsAgreeWithTheScoreTempoMap) {
+  Score timed = tempo_change_score();
+  timed.update_times();  // kmidi's own tick -> seconds conversion
+  const Score hand = tempo_change_score();
+  ASSERT_EQ(timed.notes.size(), hand.notes.size());
+  for (size_t i = 0; i < hand.notes.size(); ++i) {
+    EXPECT_DOUBLE_EQ(timed.notes[i].start_s, hand.notes[i].start_s) << i;
+    EXPECT_DOUBLE_EQ(timed.notes[i].end_s, hand.notes[i].end_s) << i;
+  }
+}
+
 TEST(MidiFeatures, EmptyExcerptIsZerosExceptTempo) {
   const MidiFeatures f = midi_features(tempo_change_score(), 10.0, 12.0);
   for (int i = 0; i < kMidiFeatureCount; ++i) {
