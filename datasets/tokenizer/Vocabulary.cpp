@@ -153,10 +153,12 @@ int32_t Vocabulary::find(std::string_view name) const {
 
 int Vocabulary::tempo_bin(double bpm) const {
   const int bins = static_cast<int>(tempo_values_.size());
-  if (!(bpm > 0.0)) return 0;
+  if (!(bpm > 0.0)) return 0;  // also NaN
   const double x = (std::log(bpm) - log_tempo_min_) / log_tempo_span_ * (bins - 1);
-  const long b = std::lround(x);
-  return static_cast<int>(std::clamp<long>(b, 0, bins - 1));
+  // A tempo event of 0 microseconds per quarter reads as an infinite bpm.
+  if (!(x < bins - 1)) return bins - 1;
+  if (!(x > 0.0)) return 0;
+  return static_cast<int>(std::lround(x));
 }
 
 int Vocabulary::time_signature_index(const TimeSignatureValue& ts) const {
