@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { logging::init(log_options); });
 
   cli::register_version(app);
+  cli::register_inspect(app);
 
   try {
     logging::init(logging::Options{});
