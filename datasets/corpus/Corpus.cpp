@@ -89,7 +89,8 @@ void CorpusConfig::visit(config::Visitor& v) {
   v.field("include", include, Spec("glob patterns of files to take, relative to root ('**' spans folders)"));
   v.field("exclude", exclude, Spec("glob patterns of files to leave out"));
   v.field("song_id_pattern", song_id_pattern,
-          Spec("regex over the relative path whose group 1 is the song id; empty: the path without extension"));
+          Spec("regex searched in the relative path (anchor it with ^ and $ as needed) whose group 1 is the song "
+               "id; empty: the path without extension"));
   v.section("manifest", manifest);
   v.list("labels", labels, Spec("labels read from manifest columns"));
   if (!v.reading()) return;
@@ -307,7 +308,7 @@ Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
     e.song_id = default_song_id(e.relative);
     if (song_re) {
       std::smatch m;
-      if (std::regex_match(e.relative, m, *song_re) && m.size() > 1 && m[1].matched) {
+      if (std::regex_search(e.relative, m, *song_re) && m.size() > 1 && m[1].matched) {
         e.song_id = m[1].str();
       } else {
         problem("song_id", e.relative, "corpus.song_id_pattern does not match '" + e.relative + "'");

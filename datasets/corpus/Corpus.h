@@ -11,8 +11,9 @@
 //                            stable when the corpus grows (a song never moves);
 //   - split.method manifest: the manifest's split column (GMD's info.csv);
 //   - split.method files:    CSV lists of files per split (EMOPIA's split/).
-// Song ids come from corpus.song_id_pattern (group 1 of a regex over the
-// relative path) or default to the relative path without its extension.
+// Song ids come from corpus.song_id_pattern (group 1 of a regex searched in
+// the relative path; anchor it with ^ and $ as needed) or default to the
+// relative path without its extension.
 //
 // Label types: int, float, text, and quadrant (Russell quadrant 1..4, which
 // also yields labels "valence" and "arousal" of +1 or -1: Q1 +v+a, Q2 -v+a,
@@ -65,7 +66,7 @@ struct CorpusConfig : config::Section {
   config::Path root;  ///< folder the files (and manifest paths) are relative to
   std::vector<std::string> include{"**/*.mid", "**/*.midi", "**/*.kar"};
   std::vector<std::string> exclude;
-  std::string song_id_pattern;  ///< regex over the relative path; group 1 is the song id
+  std::string song_id_pattern;  ///< regex searched in the relative path; group 1 is the song id
   ManifestConfig manifest;
   std::vector<LabelConfig> labels;
   void visit(config::Visitor& v) override;
