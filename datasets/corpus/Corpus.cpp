@@ -10,10 +10,10 @@
 #include <regex>
 #include <set>
 
+#include "core/Csv.h"
 #include "core/Errors.h"
 #include "core/Hash.h"
 #include "core/Strings.h"
-#include "datasets/corpus/Csv.h"
 #include "datasets/corpus/FileList.h"
 
 namespace fs = std::filesystem;
@@ -192,6 +192,10 @@ std::string parse_label(const LabelConfig& l, const std::string& raw, std::vecto
   return "";
 }
 
+int column_of(const csv::Table& table, const std::string& name) {
+  return table.has_column(name) ? static_cast<int>(table.column(name)) : -1;
+}
+
 std::string default_song_id(const std::string& relative) {
   const size_t slash = relative.rfind('/');
   const size_t dot = relative.rfind('.');
@@ -212,7 +216,6 @@ Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
   const std::vector<std::string> listed = list_files(corpus.root, config.include, config.exclude);
 
   std::map<std::string, size_t> index;  // relative path -> entry
-  std::string manifest_split_column;
   if (config.manifest.path.empty()) {
     for (const std::string& rel : listed) {
       CorpusEntry e;
@@ -221,76 +224,82 @@ Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
       corpus.entries.push_back(std::move(e));
     }
   } else {
-    const CsvTable table = read_csv(config.manifest.path.str());
-    const std::string header_where = table.path + ":1";
-    const std::string header_text = strings::join(table.header, ", ");
-    const int file_col = table.column(config.manifest.file_column);
-    if (file_col < 0) {
-      problem("manifest", header_where,
-              "missing column '" + config.manifest.file_column + "' (corpus.manifest.file_column); header has: " + header_text);
+    // A manifest that is not valid CSV (a row with the wrong number of
+    // fields, an unterminated quote) is one problem naming its line.
+    csv::Table table;
+    bool readable = true;
+    try {
+      table = csv::read(config.manifest.path.str());
+    } catch (const DataError& e) {
+      problem("manifest", config.manifest.path.str(), e.what());
+      readable = false;
     }
-    int split_col = -1;
-    if (split.method == "manifest") {
-      split_col = table.column(config.manifest.split_column);
-      if (split_col < 0) {
+    if (readable) {
+      const std::string header_where = table.source + ":1";
+      const std::string header_text = strings::join(table.header, ", ");
+      const int file_col = column_of(table, config.manifest.file_column);
+      if (file_col < 0) {
         problem("manifest", header_where,
-                "missing column '" + config.manifest.split_column + "' (corpus.manifest.split_column); header has: " +
-                    header_text);
+                "missing column '" + config.manifest.file_column + "' (corpus.manifest.file_column); header has: " + header_text);
       }
-    }
-    std::vector<int> label_cols;
-    for (size_t i = 0; i < config.labels.size(); ++i) {
-      label_cols.push_back(table.column(config.labels[i].column));
-      if (label_cols.back() < 0) {
-        problem("manifest", header_where,
-                "missing column '" + config.labels[i].column + "' (corpus.labels[" + std::to_string(i) +
-                    "].column); header has: " + header_text);
+      int split_col = -1;
+      if (split.method == "manifest") {
+        split_col = column_of(table, config.manifest.split_column);
+        if (split_col < 0) {
+          problem("manifest", header_where,
+                  "missing column '" + config.manifest.split_column + "' (corpus.manifest.split_column); header has: " +
+                      header_text);
+        }
       }
-    }
-    if (file_col >= 0) {
-      for (size_t r = 0; r < table.rows.size(); ++r) {
-        const auto& row = table.rows[r];
-        const std::string where = table.where(r);
-        if (row.size() != table.header.size()) {
-          problem("manifest", where, std::to_string(row.size()) + " fields, but the header has " +
-                                         std::to_string(table.header.size()));
-          continue;
+      std::vector<int> label_cols;
+      for (size_t i = 0; i < config.labels.size(); ++i) {
+        label_cols.push_back(column_of(table, config.labels[i].column));
+        if (label_cols.back() < 0) {
+          problem("manifest", header_where,
+                  "missing column '" + config.labels[i].column + "' (corpus.labels[" + std::to_string(i) +
+                      "].column); header has: " + header_text);
         }
-        const std::string value = strings::trim(row[static_cast<size_t>(file_col)]);
-        if (value.empty()) {
-          problem("manifest", where, "empty file name in column '" + config.manifest.file_column + "'");
-          continue;
-        }
-        const std::string rel = value + config.manifest.file_suffix;
-        if (fs::path(rel).is_absolute()) {
-          problem("manifest", where, "'" + rel + "' is an absolute path; manifest paths are relative to corpus.root");
-          continue;
-        }
-        if (const auto it = index.find(rel); it != index.end()) {
-          problem("manifest", where, "'" + rel + "' is listed again (first at " + corpus.entries[it->second].origin + ")");
-          continue;
-        }
-        CorpusEntry e;
-        e.relative = rel;
-        e.origin = where;
-        for (size_t i = 0; i < config.labels.size(); ++i) {
-          if (label_cols[i] < 0) {
-            e.labels.insert(e.labels.end(), config.labels[i].type == "quadrant" ? 3 : 1, LabelValue{});
+      }
+      if (file_col >= 0) {
+        for (size_t r = 0; r < table.rows.size(); ++r) {
+          const auto& row = table.rows[r];
+          const std::string where = table.where(r);
+          const std::string value = strings::trim(row[static_cast<size_t>(file_col)]);
+          if (value.empty()) {
+            problem("manifest", where, "empty file name in column '" + config.manifest.file_column + "'");
             continue;
           }
-          const std::string issue = parse_label(config.labels[i], row[static_cast<size_t>(label_cols[i])], e.labels);
-          if (!issue.empty()) problem("label", where, issue);
-        }
-        if (split_col >= 0) {
-          const std::string s = strings::trim(row[static_cast<size_t>(split_col)]);
-          if (std::find(split.names.begin(), split.names.end(), s) == split.names.end()) {
-            problem("split", where, "split '" + s + "' is not one of " + strings::join(split.names, ", "));
-          } else {
-            e.split = s;
+          const std::string rel = value + config.manifest.file_suffix;
+          if (fs::path(rel).is_absolute()) {
+            problem("manifest", where, "'" + rel + "' is an absolute path; manifest paths are relative to corpus.root");
+            continue;
           }
+          if (const auto it = index.find(rel); it != index.end()) {
+            problem("manifest", where, "'" + rel + "' is listed again (first at " + corpus.entries[it->second].origin + ")");
+            continue;
+          }
+          CorpusEntry e;
+          e.relative = rel;
+          e.origin = where;
+          for (size_t i = 0; i < config.labels.size(); ++i) {
+            if (label_cols[i] < 0) {
+              e.labels.insert(e.labels.end(), config.labels[i].type == "quadrant" ? 3 : 1, LabelValue{});
+              continue;
+            }
+            const std::string issue = parse_label(config.labels[i], row[static_cast<size_t>(label_cols[i])], e.labels);
+            if (!issue.empty()) problem("label", where, issue);
+          }
+          if (split_col >= 0) {
+            const std::string s = strings::trim(row[static_cast<size_t>(split_col)]);
+            if (std::find(split.names.begin(), split.names.end(), s) == split.names.end()) {
+              problem("split", where, "split '" + s + "' is not one of " + strings::join(split.names, ", "));
+            } else {
+              e.split = s;
+            }
+          }
+          index.emplace(rel, corpus.entries.size());
+          corpus.entries.push_back(std::move(e));
         }
-        index.emplace(rel, corpus.entries.size());
-        corpus.entries.push_back(std::move(e));
       }
     }
     for (const std::string& rel : listed) {
@@ -322,19 +331,21 @@ Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
   } else if (split.method == "files") {
     std::map<std::string, std::pair<std::string, std::string>> listed_in;  // relative -> (split, where)
     for (const SplitFileConfig& f : split.files) {
-      const CsvTable t = read_csv(f.path.str());
-      const int col = t.column(f.column);
+      csv::Table t;
+      try {
+        t = csv::read(f.path.str());
+      } catch (const DataError& e) {
+        problem("split", f.path.str(), e.what());
+        continue;
+      }
+      const int col = column_of(t, f.column);
       if (col < 0) {
-        problem("split", t.path + ":1",
+        problem("split", t.source + ":1",
                 "missing column '" + f.column + "'; header has: " + strings::join(t.header, ", "));
         continue;
       }
       for (size_t r = 0; r < t.rows.size(); ++r) {
         const auto& row = t.rows[r];
-        if (static_cast<size_t>(col) >= row.size()) {
-          problem("split", t.where(r), "no value in column '" + f.column + "'");
-          continue;
-        }
         const std::string rel = strings::trim(row[static_cast<size_t>(col)]) + f.suffix;
         const auto [it, inserted] = listed_in.emplace(rel, std::make_pair(f.split, t.where(r)));
         if (!inserted) {

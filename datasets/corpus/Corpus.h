@@ -100,8 +100,9 @@ struct Corpus {
 };
 
 /// Lists, labels and splits the corpus. Never throws for problems in the data
-/// (they are collected in Corpus::problems, one per offending line or file);
-/// throws DataError only when a file it needs cannot be read.
+/// (they are collected in Corpus::problems, one per offending line or file;
+/// an unreadable or malformed manifest or split file is one problem); throws
+/// DataError only when corpus.root is not a readable folder.
 Corpus load_corpus(const CorpusConfig& corpus, const SplitConfig& split);
 
 /// Throws DataError listing the first problems (with where and how many in

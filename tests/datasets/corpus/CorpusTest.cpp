@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -12,7 +14,7 @@
 #include "core/Errors.h"
 #include "core/Hash.h"
 #include "datasets/corpus/PrepareConfig.h"
-#include "Scratch.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::corpus {
 namespace {
@@ -55,8 +57,8 @@ TEST(Corpus, HashSplitFollowsSha256OfSaltAndSong) {
 }
 
 TEST(Corpus, Pop909HashSplitIsSongLevelAndNearTheRatios) {
-  const fs::path dir = testing::scratch("pop909_split");
-  const PrepareConfig c = config_in(dir, "corpus: {root: " + testing::shared("pop909/POP909") +
+  const fs::path dir = fs::path(test::scratch_dir("pop909_split"));
+  const PrepareConfig c = config_in(dir, "corpus: {root: " + test::shared_data("pop909/POP909") +
                                              ", include: ['*/*.mid'], song_id_pattern: '^([0-9]+)/'}\n");
   const Corpus corpus = load_corpus(c.corpus, c.split);
   ASSERT_EQ(corpus.entries.size(), 909u);
@@ -83,7 +85,7 @@ const char* kManifestConfig =
     "split: {method: manifest}\n";
 
 TEST(Corpus, ManifestLabelsAndDerivedEmotion) {
-  const fs::path dir = testing::scratch("manifest_ok");
+  const fs::path dir = fs::path(test::scratch_dir("manifest_ok"));
   write(dir / "files/manifest.csv",
         "file,q,style,bpm,split\n"
         "a1.mid,1,rock,120,train\n"
@@ -115,13 +117,13 @@ TEST(Corpus, ManifestLabelsAndDerivedEmotion) {
 }
 
 TEST(Corpus, EveryManifestProblemNamesItsLine) {
-  const fs::path dir = testing::scratch("manifest_bad");
+  const fs::path dir = fs::path(test::scratch_dir("manifest_bad"));
   write(dir / "files/manifest.csv",
         "file,q,style,bpm,split\n"
         "a1.mid,7,rock,120,train\n"   // 2: quadrant out of range
         "a2.mid,2,blues,,train\n"     // 3: style not allowed
         "b1.mid,,rock,fast,test\n"    // 4: empty quadrant, bpm not a number
-        "c1.mid,4,jazz,100\n"         // 5: 4 fields
+        "c1.mid,4,jazz,100,validation\n"  // 5: fine
         "a1.mid,1,rock,1,train\n"     // 6: listed again
         "d1.mid,1,rock,1,holdout\n"   // 7: unknown split
         "a3.mid,1,rock,1,test\n"      // 8: song 'a' now in train and test
@@ -136,25 +138,38 @@ TEST(Corpus, EveryManifestProblemNamesItsLine) {
   EXPECT_TRUE(has_problem(corpus, "label", m + ":3", "label 'style' (column style) is 'blues': not one of rock, jazz"));
   EXPECT_TRUE(has_problem(corpus, "label", m + ":4", "label 'quadrant' (column q) is empty"));
   EXPECT_TRUE(has_problem(corpus, "label", m + ":4", "label 'bpm' (column bpm) is 'fast': expected a finite number"));
-  EXPECT_TRUE(has_problem(corpus, "manifest", m + ":5", "4 fields, but the header has 5"));
   EXPECT_TRUE(has_problem(corpus, "manifest", m + ":6", "'a1.mid' is listed again (first at " + m + ":2)"));
   EXPECT_TRUE(has_problem(corpus, "split", m + ":7", "split 'holdout' is not one of train, validation, test"));
   EXPECT_TRUE(has_problem(corpus, "song_leak", "a", "song 'a' is in more than one split: test (a3.mid); train (a1.mid, a2.mid)"));
   EXPECT_TRUE(has_problem(corpus, "manifest", m + ":9", "'/abs.mid' is an absolute path"));
   EXPECT_TRUE(has_problem(corpus, "song_id", "e_x.mid", "corpus.song_id_pattern does not match 'e_x.mid'"));
-  EXPECT_EQ(corpus.problems.size(), 10u) << problems_text(corpus);
+  EXPECT_EQ(corpus.problems.size(), 9u) << problems_text(corpus);
   try {
     require_no_problems(corpus);
     FAIL();
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("the corpus description has 10 problem(s): " + m + ":2: label 'quadrant'"),
+    EXPECT_NE(std::string(e.what()).find("the corpus description has 9 problem(s): " + m + ":2: label 'quadrant'"),
               std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("and 5 more (run kmidi validate for the full list)"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("and 4 more (run kmidi validate for the full list)"), std::string::npos);
   }
 }
 
+TEST(Corpus, MalformedManifestIsOneProblemNamingItsLine) {
+  const fs::path dir = fs::path(test::scratch_dir("manifest_malformed"));
+  write(dir / "files/manifest.csv", "file,q,style,bpm,split\na1.mid,1,rock,1,train\nb1.mid,2,jazz,train\n");
+  write(dir / "files/a1.mid", "x");
+  const PrepareConfig c = config_in(dir, kManifestConfig);
+  const Corpus corpus = load_corpus(c.corpus, c.split);
+  const std::string m = (dir / "files/manifest.csv").string();
+  ASSERT_EQ(corpus.problems.size(), 1u) << problems_text(corpus);
+  EXPECT_EQ(corpus.problems[0].kind, "manifest");
+  EXPECT_EQ(corpus.problems[0].message, m + ":3: expected 5 fields, got 4");
+  EXPECT_TRUE(corpus.entries.empty());
+  EXPECT_EQ(corpus.unlisted, (std::vector<std::string>{"a1.mid"}));
+}
+
 TEST(Corpus, MissingColumnsAreProblemsAtTheHeader) {
-  const fs::path dir = testing::scratch("manifest_columns");
+  const fs::path dir = fs::path(test::scratch_dir("manifest_columns"));
   write(dir / "files/manifest.csv", "name,q,split\na1.mid,1,train\n");
   const PrepareConfig c = config_in(dir, kManifestConfig);
   const Corpus corpus = load_corpus(c.corpus, c.split);
@@ -167,7 +182,7 @@ TEST(Corpus, MissingColumnsAreProblemsAtTheHeader) {
 }
 
 TEST(Corpus, SplitFilesMustCoverTheCorpusOnce) {
-  const fs::path dir = testing::scratch("split_files");
+  const fs::path dir = fs::path(test::scratch_dir("split_files"));
   for (const char* f : {"a.mid", "b.mid", "c.mid", "d.mid"}) write(dir / "files" / f, "x");
   write(dir / "train.csv", ",clip\n0,a.mid\n1,b.mid\n");
   write(dir / "test.csv", ",clip\n0,b.mid\n1,zz.mid\n");
@@ -188,7 +203,7 @@ TEST(Corpus, SplitFilesMustCoverTheCorpusOnce) {
 }
 
 std::string config_error(const std::string& yaml) {
-  const fs::path dir = testing::scratch("config_error");
+  const fs::path dir = fs::path(test::scratch_dir("config_error"));
   try {
     config_in(dir, yaml);
   } catch (const config::ConfigError& e) {

@@ -4,10 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <fstream>
 
 #include "core/Errors.h"
-#include "Scratch.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::corpus {
 namespace {
@@ -30,7 +32,7 @@ TEST(FileList, GlobRules) {
 }
 
 TEST(FileList, ListsMatchingFilesSorted) {
-  const fs::path root = testing::scratch("list");
+  const fs::path root = fs::path(test::scratch_dir("list"));
   for (const char* f : {"b.mid", "a.MID", "sub/c.midi", "sub/deep/d.kar", "sub/notes.txt", "skip/e.mid", "._f.mid"}) {
     fs::create_directories((root / f).parent_path());
     std::ofstream(root / f) << "x";
@@ -47,13 +49,11 @@ TEST(FileList, ListsMatchingFilesSorted) {
 }
 
 TEST(FileList, Pop909MainArrangements) {
-  const auto files = list_files(testing::shared("pop909/POP909"), {"*/*.mid"}, {});
+  const auto files = list_files(test::shared_data("pop909/POP909"), {"*/*.mid"}, {});
   ASSERT_EQ(files.size(), 909u);
   EXPECT_EQ(files.front(), "001/001.mid");
   EXPECT_EQ(files.back(), "909/909.mid");
 }
-
-testing::ScratchCleanup cleanup;
 
 }  // namespace
 }  // namespace kmidi::corpus

@@ -5,6 +5,8 @@
 #include "datasets/corpus/Prepare.h"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -15,11 +17,10 @@
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "core/Hash.h"
-#include "datasets/corpus/Csv.h"
 #include "datasets/corpus/Validate.h"
 #include "datasets/midi/MidiReader.h"
 #include "datasets/shards/ShardReader.h"
-#include "Scratch.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::corpus {
 namespace {
@@ -40,7 +41,7 @@ std::map<std::string, shards::ShardReader> open_shards(const fs::path& dir) {
 }
 
 TEST(Prepare, Pop909SampleAllSongs) {
-  const fs::path out = testing::scratch("pop909_sample");
+  const fs::path out = fs::path(test::scratch_dir("pop909_sample"));
   const PrepareConfig config = repo_config("prepare_pop909_sample.yaml", out);
   const PrepareReport report = run_prepare(config);
   EXPECT_EQ(report.files, 40);
@@ -74,7 +75,7 @@ TEST(Prepare, Pop909SampleAllSongs) {
   EXPECT_EQ(items, 40);
 
   // Deterministic whatever the thread count: same tokens, same order.
-  const fs::path out1 = testing::scratch("pop909_sample_1thread");
+  const fs::path out1 = fs::path(test::scratch_dir("pop909_sample_1thread"));
   run_prepare(repo_config("prepare_pop909_sample.yaml", out1, {"num_workers=1"}));
   auto again = open_shards(out1);
   for (auto& [split, shard] : shards) {
@@ -90,7 +91,7 @@ TEST(Prepare, Pop909SampleAllSongs) {
 /// The songIDs of an EMOPIA song-level split file (*_SL.csv).
 std::set<std::string> emopia_songs(const std::string& file) {
   std::set<std::string> out;
-  std::ifstream in(testing::shared("emopia/EMOPIA_1.0/split/" + file));
+  std::ifstream in(test::shared_data("emopia/EMOPIA_1.0/split/" + file));
   std::string line;
   std::getline(in, line);  // header
   while (std::getline(in, line)) {
@@ -100,7 +101,7 @@ std::set<std::string> emopia_songs(const std::string& file) {
 }
 
 TEST(Prepare, EmopiaOfficialSongDisjointSplit) {
-  const fs::path out = testing::scratch("emopia");
+  const fs::path out = fs::path(test::scratch_dir("emopia"));
   const PrepareReport report = run_prepare(repo_config("prepare_emopia.yaml", out));
   EXPECT_TRUE(report.failed.empty());
   auto shards = open_shards(out);
@@ -130,13 +131,13 @@ TEST(Prepare, EmopiaOfficialSongDisjointSplit) {
 }
 
 TEST(Prepare, GrooveOfficialSplitAndLabels) {
-  const fs::path out = testing::scratch("groove");
+  const fs::path out = fs::path(test::scratch_dir("groove"));
   const PrepareReport report = run_prepare(repo_config("prepare_groove.yaml", out));
   EXPECT_TRUE(report.failed.empty());
   // info.csv, read line by line here (no field of it is quoted): split counts and bpm.
   std::map<std::string, int64_t> rows;
   std::map<std::string, double> bpm;
-  std::ifstream in(testing::shared("groove-midi/groove/info.csv"));
+  std::ifstream in(test::shared_data("groove-midi/groove/info.csv"));
   std::string line;
   std::getline(in, line);
   while (std::getline(in, line)) {
@@ -176,13 +177,13 @@ PrepareConfig fixtures_config(const fs::path& dir, const std::string& on_error) 
 }
 
 TEST(Prepare, OnErrorSkipListsTheCorruptedFiles) {
-  const fs::path dir = testing::scratch("fixtures_skip");
+  const fs::path dir = fs::path(test::scratch_dir("fixtures_skip"));
   const PrepareReport report = run_prepare(fixtures_config(dir, "skip"));
   std::set<std::string> failed;
   for (const LeftOutFile& f : report.failed) {
     failed.insert(f.path);
     EXPECT_NE(f.reason.find(": byte "), std::string::npos) << f.reason;  // the reader's offset
-    EXPECT_NE(f.reason.find(testing::shared(f.path)), std::string::npos) << f.reason;
+    EXPECT_NE(f.reason.find(test::shared_data(f.path)), std::string::npos) << f.reason;
   }
   EXPECT_EQ(failed, (std::set<std::string>{"miditok-tests/tests/MIDIs_corrupted/ValueError_Control168.mid",
                                            "symusic-tests/tests/testcases/MIDIs_corrupted/Issue104_Bizarre_Love_Triangle2.mid",
@@ -198,12 +199,12 @@ TEST(Prepare, OnErrorSkipListsTheCorruptedFiles) {
 }
 
 TEST(Prepare, OnErrorFailStopsAtTheFirstBrokenFileAndWritesNothing) {
-  const fs::path dir = testing::scratch("fixtures_fail");
+  const fs::path dir = fs::path(test::scratch_dir("fixtures_fail"));
   try {
     run_prepare(fixtures_config(dir, "fail"));
     FAIL() << "no error";
   } catch (const DataError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(testing::shared("miditok-tests/tests/MIDIs_corrupted/ValueError_Control168.mid") +
+    EXPECT_EQ(std::string(e.what()).rfind(test::shared_data("miditok-tests/tests/MIDIs_corrupted/ValueError_Control168.mid") +
                                               ": byte 6042:",
                                           0),
               0u)
@@ -220,7 +221,7 @@ int run_kmidi(const std::string& args, const std::string& env = "") {
 }
 
 TEST(Prepare, KilledPrepareLeavesNoHalfShard) {
-  const fs::path out = testing::scratch("killed");
+  const fs::path out = fs::path(test::scratch_dir("killed"));
   const std::string config = repo("configs/prepare_pop909_sample.yaml");
   ASSERT_EQ(run_kmidi("prepare --config " + config + " output.dir=" + out.string()), 0);
   const std::string old_sha = tokenizer::Tokenizer::load((out / "tokenizer.json").string()).sha256();

@@ -5,6 +5,8 @@
 #include "datasets/corpus/Validate.h"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <sys/wait.h>
 
 #include <fstream>
@@ -14,7 +16,7 @@
 #include "core/Files.h"
 #include "datasets/corpus/Prepare.h"
 #include "datasets/shards/detail/Hdf5.h"
-#include "Scratch.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::corpus {
 namespace {
@@ -29,7 +31,7 @@ namespace fs = std::filesystem;
 ///   missing.mid   listed, absent
 ///   extra.mid     present, not listed
 fs::path planted_corpus(const std::string& name) {
-  const fs::path dir = testing::scratch(name);
+  const fs::path dir = fs::path(test::scratch_dir(name));
   const fs::path files = dir / "files";
   fs::create_directories(files);
   const std::string pop = std::string(KMIDI_SOURCE_DIR) + "/data/pop909-sample/";
@@ -39,8 +41,8 @@ fs::path planted_corpus(const std::string& name) {
   fs::copy_file(pop + "001.mid", files / "d.mid");
   fs::copy_file(pop + "004.mid", files / "e.mid");
   fs::copy_file(pop + "005.mid", files / "extra.mid");
-  fs::copy_file(testing::shared("miditok-tests/tests/MIDIs_corrupted/ValueError_Control168.mid"), files / "corrupt.mid");
-  fs::copy_file(testing::shared("miditok-tests/tests/MIDIs_one_track/empty.mid"), files / "empty.mid");
+  fs::copy_file(test::shared_data("miditok-tests/tests/MIDIs_corrupted/ValueError_Control168.mid"), files / "corrupt.mid");
+  fs::copy_file(test::shared_data("miditok-tests/tests/MIDIs_one_track/empty.mid"), files / "empty.mid");
   std::ofstream(files / "manifest.csv") << "file,quadrant,split\n"
                                            "a.mid,1,train\n"
                                            "b.mid,2,train\n"
@@ -124,7 +126,7 @@ int run_kmidi(const std::string& args, std::string* output = nullptr) {
 TEST(Validate, CommandExitsFourWritesOnlyItsReportAndRespectsThresholds) {
   const fs::path dir = planted_corpus("planted_cli");
   const std::string cfg = (dir / "cfg.yaml").string();
-  const fs::path report_dir = testing::scratch("planted_cli_reports");
+  const fs::path report_dir = fs::path(test::scratch_dir("planted_cli_reports"));
   const auto before = snapshot(dir);
   std::string out;
   EXPECT_EQ(run_kmidi("validate --config " + cfg + " --report " + (report_dir / "r.json").string(), &out), 4) << out;
@@ -150,7 +152,7 @@ TEST(Validate, CommandExitsFourWritesOnlyItsReportAndRespectsThresholds) {
 }
 
 TEST(Validate, ChecksPreparedShards) {
-  const fs::path dir = testing::scratch("shards");
+  const fs::path dir = fs::path(test::scratch_dir("shards"));
   std::ofstream(dir / "cfg.yaml") << "corpus:\n  root: " << KMIDI_SOURCE_DIR << "/data/pop909-sample\n"
                                   << "  include: ['00*.mid']\n"
                                   << "tokenizer: {time_signatures: false, program_mode: none}\n"
