@@ -38,6 +38,9 @@ struct TokenizerConfig : config::Section {
   std::string program_mode = "per_note";  ///< none | per_note | on_change
   int decode_program = 0;                 ///< program of pitched notes when program_mode is none
   /// Reserved special tokens after PAD, BOS, EOS, MASK (e.g. SEP), ids 4, 5, ...
+  /// There are no emotion or style tokens on purpose: the generator takes
+  /// emotion as its 64-d input vector (CONTRACTS.md), and a prefix token
+  /// would be a second source of truth for the same condition.
   std::vector<std::string> extra_special_tokens;
   int decode_ticks_per_quarter = 480;  ///< resolution of decoded Scores; a multiple of the grid
   /// Longest score encode() accepts, in bars: a guard against corrupt tick values.

@@ -306,6 +306,43 @@ TEST(Tokenizer, DecodeAcceptsRandomIdSequences) {
   }
 }
 
+TEST(Tokenizer, EncodeSurvivesExtremeScores) {
+  const Tokenizer tok{TokenizerConfig{}};
+  std::mt19937 rng(7);
+  int encoded = 0, refused = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    midi::Score s;
+    s.division.ticks_per_quarter = trial % 3 == 0 ? 1 : trial % 3 == 1 ? 32767 : 96;
+    if (trial % 7 == 0) {
+      s.division.smpte = true;
+      s.division.frames_per_second = 29;
+      s.division.ticks_per_frame = 1 + trial % 80;
+    }
+    // Tempo events of 0 and of the largest 24-bit value.
+    s.tempos = {midi::TempoChange{0, trial % 2 ? 0 : 0xFFFFFF, 0.0}, midi::TempoChange{int64_t{1} << (trial % 40), 1, 0.0}};
+    s.time_signatures = {midi::TimeSignature{0, 1 + trial % 12, 1 << (trial % 4)}};
+    std::uniform_int_distribution<int64_t> tick(0, int64_t{1} << (trial % 50));
+    for (int k = 0; k < 50; ++k) {
+      midi::Note n = note(static_cast<int>(rng() % 128), static_cast<int>(rng() % 128), static_cast<int>(rng() % 128),
+                          tick(rng), 0, static_cast<int>(rng() % 16));
+      n.end_tick = k % 5 == 0 ? n.start_tick - 1 : n.start_tick + tick(rng);  // even reversed notes
+      s.notes.push_back(n);
+    }
+    try {
+      const auto ids = tok.encode(s);
+      for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok.vocab_size());
+      expect_valid_score(tok.decode(ids));
+      ++encoded;
+    } catch (const DataError& e) {
+      const std::string what = e.what();
+      ASSERT_TRUE(what.find("max_bars") != std::string::npos || what.find("time signature") != std::string::npos) << what;
+      ++refused;
+    }
+  }
+  EXPECT_GT(encoded, 30);  // both outcomes are exercised
+  EXPECT_GT(refused, 30);
+}
+
 /// Round trip of random scores: every kept note comes back at its grid-rounded
 /// onset and duration, with its velocity bin's value; dropped notes are counted.
 TEST(Tokenizer, RandomScoresRoundTripWithinGrid) {
