@@ -91,6 +91,7 @@ std::string PrepareReport::to_json() const {
   j["output_dir"] = output_dir;
   j["tokenizer_sha256"] = tokenizer_sha256;
   j["vocab_size"] = vocab_size;
+  j["config"] = config_yaml;
   j["files"] = files;
   Json s = Json::array();
   for (const SplitSummary& x : splits) {
@@ -131,6 +132,8 @@ PrepareReport run_prepare(const PrepareConfig& config) {
   report.output_dir = out_dir;
   report.tokenizer_sha256 = tok.sha256();
   report.vocab_size = tok.vocab_size();
+  PrepareConfig resolved = config;
+  report.config_yaml = config::to_yaml(resolved);
   report.files = static_cast<int64_t>(corpus.entries.size());
   const size_t n = corpus.entries.size();
   const int threads = detail::worker_count(config.num_workers, n);

@@ -38,6 +38,7 @@ struct PrepareReport {
   std::string output_dir;
   std::string tokenizer_sha256;
   int32_t vocab_size = 0;
+  std::string config_yaml;  ///< the resolved config the run used
   int64_t files = 0;  ///< corpus entries considered
   std::vector<SplitSummary> splits;
   std::vector<LeftOutFile> failed;      ///< unreadable, unparsable or untokenizable (on_error: skip)
