@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
 
   cli::register_version(app);
   cli::register_inspect(app);
+  cli::register_onnx(app);
+  cli::register_registry(app);
   cli::register_prepare(app);
   cli::register_validate(app);
 
