@@ -24,5 +24,7 @@ void register_version(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_onnx(CLI::App& app);
 void register_registry(CLI::App& app);
+void register_prepare(CLI::App& app);
+void register_validate(CLI::App& app);
 
 }  // namespace kmidi::cli

@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
   cli::register_inspect(app);
   cli::register_onnx(app);
   cli::register_registry(app);
+  cli::register_prepare(app);
+  cli::register_validate(app);
 
   try {
     logging::init(logging::Options{});
