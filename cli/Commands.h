@@ -26,5 +26,7 @@ void register_train(CLI::App& app);
 void register_evaluate(CLI::App& app);
 void register_onnx(CLI::App& app);
 void register_registry(CLI::App& app);
+void register_prepare(CLI::App& app);
+void register_validate(CLI::App& app);
 
 }  // namespace kmidi::cli

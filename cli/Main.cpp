@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   cli::register_evaluate(app);
   cli::register_onnx(app);
   cli::register_registry(app);
+  cli::register_prepare(app);
+  cli::register_validate(app);
 
   try {
     logging::init(logging::Options{});

@@ -8,6 +8,9 @@
 #     --repeat N       timed kmidi runs per thread count (default 5)
 #     --mido-repeat M  timed mido runs (default 3)
 #     --limit K        only the first K files of each corpus (a smoke run)
+#     --tokenize CFG   time parse + tokenize with the tokenizer section of prepare
+#                      config CFG (default: every token kind, drums included)
+#     --no-tokenize    parse only (no kmidi+tokenize rows)
 #   KMIDI_BUILD_DIR    build folder (default: build); midi_bench is built there
 #   KMIDI_SHARED_DATA  data folder (default: ../shared/data beside the repo)
 #
@@ -21,12 +24,16 @@ PYTHON=${KMIDI_PYTHON:-/usr/bin/python3}
 REPEAT=5
 MIDO_REPEAT=3
 LIMIT=0
+TOKENIZE=1
+TOKENIZER_CONFIG=
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeat) REPEAT=$2; shift 2 ;;
     --mido-repeat) MIDO_REPEAT=$2; shift 2 ;;
     --limit) LIMIT=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --tokenize) TOKENIZER_CONFIG=$2; shift 2 ;;
+    --no-tokenize) TOKENIZE=0; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench_midi.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -35,6 +42,7 @@ for corpus in pop909 groove-midi; do
 done
 
 cmake --build "$BUILD" --target midi_bench >/dev/null
+if [ "$TOKENIZE" = 1 ]; then cmake --build "$BUILD" --target tokenize_bench >/dev/null; fi
 
 LIST=$(mktemp)
 trap 'rm -f "$LIST"' EXIT
@@ -49,14 +57,16 @@ echo "# kmidi $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'), 
 
 RESULTS=$(mktemp)
 trap 'rm -f "$LIST" "$RESULTS"' EXIT
-# ---- TOKENIZATION HOOK -------------------------------------------------------
-# When midi_bench gains `--tokenize CONFIG` (the tokenizer part of issue 3),
-# add a kmidi row per thread count with it here, so that the table also shows
-# parse + tokenize.
-# ------------------------------------------------------------------------------
 for threads in 1 2; do
   "$BUILD/tests/datasets/midi/midi_bench" --list "$LIST" --threads "$threads" --repeat "$REPEAT" | tee -a "$RESULTS"
 done
+# Parse + tokenize (the prepare path without shards): rows "kmidi+tokenize".
+if [ "$TOKENIZE" = 1 ]; then
+  for threads in 1 2; do
+    "$BUILD/tests/datasets/tokenizer/tokenize_bench" --list "$LIST" ${TOKENIZER_CONFIG:+--config "$TOKENIZER_CONFIG"} \
+      --threads "$threads" --repeat "$REPEAT" | tee -a "$RESULTS"
+  done
+fi
 "$PYTHON" "$ROOT/scripts/bench_midi_mido.py" --list "$LIST" --repeat "$MIDO_REPEAT" | tee -a "$RESULTS"
 
 echo

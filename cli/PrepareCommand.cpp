@@ -1,0 +1,40 @@
+// kmidi prepare --config configs/prepare_*.yaml: a MIDI corpus to token
+// shards (<split>.h5), tokenizer.json and prepare_report.json.
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli/Commands.h"
+#include "core/Config.h"
+#include "datasets/corpus/Prepare.h"
+
+namespace kmidi::cli {
+
+void register_prepare(CLI::App& app) {
+  auto args = std::make_shared<ConfigArgs>();
+  auto* cmd = app.add_subcommand("prepare", "tokenize a MIDI corpus into HDF5 shards, one per split");
+  add_config_args(*cmd, *args);
+  cmd->callback([args] {
+    corpus::PrepareConfig config = corpus::load_prepare_config(args->config, args->overrides);
+    if (args->print_config) {
+      std::printf("%s", config::to_yaml(config).c_str());
+      return;
+    }
+    const corpus::PrepareReport report = corpus::run_prepare(config);
+    std::printf("prepared %lld files into %s (run %s, vocab %d)\n", static_cast<long long>(report.files),
+                report.output_dir.c_str(), report.run_id.c_str(), report.vocab_size);
+    for (const corpus::SplitSummary& s : report.splits) {
+      std::printf("  %-12s %7lld items %11lld tokens %9.0f s  %s\n", s.name.c_str(), static_cast<long long>(s.items),
+                  static_cast<long long>(s.tokens), s.seconds, s.shard.c_str());
+    }
+    std::printf("  left out: %zu failed, %zu too short, %zu duplicates; %lld notes outside the pitch ranges\n",
+                report.failed.size(), report.too_short.size(), report.duplicates.size(),
+                static_cast<long long>(report.encode.pitch_out_of_range + report.encode.drums_out_of_range));
+    for (const corpus::LeftOutFile& f : report.failed) std::printf("  failed: %s: %s\n", f.path.c_str(), f.reason.c_str());
+    std::printf("  report: %s/prepare_report.json\n", report.output_dir.c_str());
+  });
+}
+
+}  // namespace kmidi::cli

@@ -1,0 +1,153 @@
+#include "datasets/TokenDataset.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/Errors.h"
+#include "datasets/shards/ShardReader.h"
+
+namespace fs = std::filesystem;
+
+namespace kmidi::data {
+namespace {
+
+constexpr int64_t kEmotionSize = 64;
+
+/// SplitMix64: a well-mixed 64-bit hash for per-item, per-epoch crops.
+uint64_t mix(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+float label_or_zero(double v) { return std::isfinite(v) ? static_cast<float>(v) : 0.0f; }
+
+}  // namespace
+
+void TokenDatasetConfig::visit(config::Visitor& v) {
+  using config::Spec;
+  v.field("dir", dir, Spec("folder of kmidi prepare's shards and tokenizer.json (its output.dir)").required());
+  v.field("max_length", max_length, Spec("tokens per row of input_ids (T)").min(1));
+  v.field("windowing", windowing,
+          Spec("long pieces: random_crop (a new window per epoch) or windows (fixed, every stride tokens)")
+              .one_of({"random_crop", "windows"}));
+  v.field("stride", stride, Spec("windows: tokens between window starts; 0 means max_length").min(0));
+  v.field("seed", seed, Spec("random_crop: seeds the window of each item and epoch"));
+  v.field("preload", preload, Spec("read every token into memory at start-up"));
+}
+
+TokenShardDataset::TokenShardDataset(const TokenDatasetConfig& config, const std::string& split) : config_(config) {
+  if (config_.max_length < 1) throw UsageError("TokenDatasetConfig.max_length must be positive");
+  const std::string dir = config_.dir.str();
+  const std::string tokenizer_path = (fs::path(dir) / "tokenizer.json").string();
+  tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tokenizer_path));
+  shard_ = std::make_unique<shards::ShardReader>((fs::path(dir) / shards::shard_file_name(split)).string());
+  if (shard_->tokenizer_sha256() != tokenizer_->sha256()) {
+    throw DataError(shard_->path() + ": was written with a different tokenizer than " + tokenizer_path +
+                    " (sha256 " + shard_->tokenizer_sha256() + " vs " + tokenizer_->sha256() +
+                    "); re-run kmidi prepare");
+  }
+  if (shard_->vocab_size() != tokenizer_->vocab_size() || shard_->pad_id() != tokenizer_->pad_id()) {
+    throw DataError(shard_->path() + ": vocab_size " + std::to_string(shard_->vocab_size()) + " and pad_id " +
+                    std::to_string(shard_->pad_id()) + " disagree with " + tokenizer_path);
+  }
+  if (config_.preload) shard_->preload();
+  valence_ = shard_->label_index("valence");
+  arousal_ = shard_->label_index("arousal");
+  intensity_ = shard_->label_index("intensity");
+  for (int index : {valence_, arousal_, intensity_}) {
+    if (index >= 0 && shard_->label_columns()[static_cast<size_t>(index)].kind != shards::LabelKind::kNumber) {
+      throw DataError(shard_->path() + ": label '" + shard_->label_columns()[static_cast<size_t>(index)].name +
+                      "' must be numeric to feed the emotion vector");
+    }
+  }
+  const int64_t row = config_.max_length + 1;  // T inputs and their T next-token targets
+  const int64_t stride = config_.stride > 0 ? config_.stride : config_.max_length;
+  for (int64_t p = 0; p < shard_->size(); ++p) {
+    const int64_t len = shard_->length(p);
+    if (len < 2) continue;  // no target at all
+    if (config_.windowing == "random_crop" || len <= row) {
+      items_.push_back(Item{p, config_.windowing == "random_crop" ? -1 : 0});
+      continue;
+    }
+    for (int64_t start = 0; start + 1 < len; start += stride) items_.push_back(Item{p, start});
+  }
+}
+
+TokenShardDataset::~TokenShardDataset() = default;
+
+int64_t TokenShardDataset::pieces() const { return shard_->size(); }
+
+std::pair<int64_t, int64_t> TokenShardDataset::window(const Item& item, size_t index) const {
+  const int64_t len = shard_->length(item.piece);
+  const int64_t row = config_.max_length + 1;
+  if (item.start >= 0) return {item.start, std::min(row, len - item.start)};
+  if (len <= row) return {0, len};
+  const uint64_t h = mix(mix(static_cast<uint64_t>(config_.seed)) ^ mix(static_cast<uint64_t>(epoch_.load()) + 1) ^
+                         static_cast<uint64_t>(index));
+  return {static_cast<int64_t>(h % static_cast<uint64_t>(len - row + 1)), row};
+}
+
+std::string TokenShardDataset::item_id(size_t index) const {
+  const Item& it = items_.at(index);
+  return shard_->item(it.piece).source + "@" + std::to_string(window(it, index).first);
+}
+
+int64_t TokenShardDataset::item_cost(size_t index) const { return window(items_.at(index), index).second - 1; }
+
+Batch TokenShardDataset::get_batch(const std::vector<int64_t>& indices) const {
+  const int64_t b = static_cast<int64_t>(indices.size());
+  std::vector<std::pair<int64_t, int64_t>> windows;
+  int64_t longest = 1;
+  for (int64_t i : indices) {
+    if (i < 0 || static_cast<size_t>(i) >= items_.size()) {
+      throw UsageError("item " + std::to_string(i) + " is outside the dataset of " + std::to_string(items_.size()));
+    }
+    windows.push_back(window(items_[static_cast<size_t>(i)], static_cast<size_t>(i)));
+    longest = std::max(longest, windows.back().second - 1);
+  }
+  const int64_t t = longest;
+  const int64_t pad = tokenizer_->pad_id();
+  at::Tensor input_ids = at::full({b, t}, pad, at::kLong);
+  at::Tensor labels = at::full({b, t}, pad, at::kLong);
+  at::Tensor mask = at::zeros({b, t}, at::kBool);
+  auto in = input_ids.accessor<int64_t, 2>();
+  auto out = labels.accessor<int64_t, 2>();
+  auto m = mask.accessor<bool, 2>();
+  Batch batch;
+  batch.indices = indices;
+  std::vector<int32_t> buffer;
+  for (int64_t r = 0; r < b; ++r) {
+    const Item& item = items_[static_cast<size_t>(indices[static_cast<size_t>(r)])];
+    const auto [start, len] = windows[static_cast<size_t>(r)];
+    buffer.resize(static_cast<size_t>(len));
+    shard_->read(item.piece, start, len, buffer.data());
+    for (int64_t k = 0; k + 1 < len; ++k) {
+      in[r][k] = buffer[static_cast<size_t>(k)];
+      out[r][k] = buffer[static_cast<size_t>(k) + 1];
+      m[r][k] = true;
+      batch.units += buffer[static_cast<size_t>(k) + 1] != pad;
+    }
+    batch.throughput_units += len - 1;
+  }
+  batch.inputs.set("input_ids", input_ids);
+  batch.inputs.set("attention_mask", mask);
+  if (has_emotion()) {
+    at::Tensor emotion = at::zeros({b, kEmotionSize}, at::kFloat);
+    auto e = emotion.accessor<float, 2>();
+    for (int64_t r = 0; r < b; ++r) {
+      const shards::ShardItem& it = shard_->item(items_[static_cast<size_t>(indices[static_cast<size_t>(r)])].piece);
+      e[r][0] = label_or_zero(it.labels[static_cast<size_t>(valence_)].number);
+      e[r][1] = label_or_zero(it.labels[static_cast<size_t>(arousal_)].number);
+      if (intensity_ >= 0) e[r][2] = label_or_zero(it.labels[static_cast<size_t>(intensity_)].number);
+    }
+    batch.inputs.set("emotion", emotion);
+  }
+  batch.targets.set("labels", labels);
+  return batch;
+}
+
+}  // namespace kmidi::data

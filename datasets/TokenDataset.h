@@ -1,0 +1,94 @@
+#pragma once
+// Next-token training data over prepared token shards (kmidi prepare's
+// <split>.h5 with tokenizer.json beside it).
+//
+// Batch layout (B rows, T = the longest row in the batch, T <= max_length):
+//   inputs  "input_ids"       int64   [B, T]   window[0 .. T-1], PAD after the row's end
+//           "attention_mask"  bool    [B, T]   true on real tokens
+//           "emotion"         float32 [B, 64]  only when the shards carry valence/arousal
+//                                               labels: [valence, arousal, intensity, 0...],
+//                                               each in [-1, 1], 0 where a label is missing
+//   targets "labels"          int64   [B, T]   window[1 .. T], PAD where there is no target
+//   units            = number of target tokens that are not PAD (the loss's normaliser)
+//   throughput_units = number of real input tokens
+// The loss must use ignore_index = tokenizer().pad_id(): PAD never occurs
+// inside a piece (pieces are BOS ... EOS), only as padding.
+//
+// Windowing of pieces longer than max_length + 1 tokens:
+//   random_crop: one item per piece; each epoch reads a window of
+//                max_length + 1 tokens at a start drawn from (seed, epoch,
+//                item), uniformly over the piece. Call set_epoch() per epoch.
+//   windows:     fixed windows starting every `stride` tokens (default
+//                max_length, so every token is a target exactly once); the
+//                last window of a piece may be shorter (padded).
+// Shorter pieces are one item, padded.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/Config.h"
+#include "datasets/Dataset.h"
+#include "datasets/tokenizer/Tokenizer.h"
+
+namespace kmidi::shards {
+class ShardReader;
+}
+
+namespace kmidi::data {
+
+struct TokenDatasetConfig : config::Section {
+  config::Path dir;                        ///< kmidi prepare's output.dir
+  int64_t max_length = 1024;               ///< T: tokens per row of input_ids
+  std::string windowing = "random_crop";   ///< random_crop | windows
+  int64_t stride = 0;                      ///< windows: step between starts; 0 means max_length
+  int64_t seed = 0;                        ///< random_crop: with the epoch and item, picks the window
+  bool preload = false;                    ///< read all tokens into memory at open
+  void visit(config::Visitor& v) override;
+};
+
+class TokenShardDataset : public Dataset {
+ public:
+  /// Opens <config.dir>/<split>.h5 and <config.dir>/tokenizer.json. Throws
+  /// DataError when either is unreadable or when the shard was written with
+  /// another tokenizer than the tokenizer.json beside it.
+  TokenShardDataset(const TokenDatasetConfig& config, const std::string& split);
+  ~TokenShardDataset() override;
+
+  size_t size() const override { return items_.size(); }
+  Batch get_batch(const std::vector<int64_t>& indices) const override;
+  bool has_targets() const override { return true; }
+  /// "<source path>@<first token>", e.g. "001.mid@0".
+  std::string item_id(size_t index) const override;
+  /// Target tokens of the item's row.
+  int64_t item_cost(size_t index) const override;
+
+  /// Selects the random_crop windows of `epoch` (thread-safe).
+  void set_epoch(int64_t epoch) { epoch_.store(epoch); }
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  int64_t pad_id() const { return tokenizer_->pad_id(); }
+  /// Whether batches carry "emotion" (the shards have valence and arousal labels).
+  bool has_emotion() const { return valence_ >= 0 && arousal_ >= 0; }
+  int64_t max_length() const { return config_.max_length; }
+  /// Number of pieces in the shard (items may be windows of them).
+  int64_t pieces() const;
+
+ private:
+  struct Item {
+    int64_t piece;
+    int64_t start;  // windows: first token; random_crop: unused (-1)
+  };
+  /// First token and length of the row `item` reads this epoch.
+  std::pair<int64_t, int64_t> window(const Item& item, size_t index) const;
+
+  TokenDatasetConfig config_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<shards::ShardReader> shard_;
+  std::vector<Item> items_;
+  int valence_ = -1, arousal_ = -1, intensity_ = -1;  // label columns
+  std::atomic<int64_t> epoch_{0};
+};
+
+}  // namespace kmidi::data

@@ -1,0 +1,396 @@
+#include "datasets/corpus/Corpus.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <numeric>
+#include <regex>
+#include <set>
+
+#include "core/Csv.h"
+#include "core/Errors.h"
+#include "core/Hash.h"
+#include "core/Strings.h"
+#include "datasets/corpus/FileList.h"
+
+namespace fs = std::filesystem;
+
+namespace kmidi::corpus {
+
+using shards::LabelColumn;
+using shards::LabelKind;
+using shards::LabelValue;
+
+void ManifestConfig::visit(config::Visitor& v) {
+  using config::Spec;
+  v.field("path", path, Spec("CSV manifest with a header row; empty: every matching file under corpus.root").data_path());
+  v.field("file_column", file_column, Spec("manifest column holding each file's path relative to corpus.root"));
+  v.field("file_suffix", file_suffix, Spec("appended to file_column values, e.g. .mid when the manifest lists IDs"));
+  v.field("split_column", split_column, Spec("manifest column holding each file's split (split.method manifest)"));
+  v.check(path.empty() || !file_column.empty(), "file_column", "is required when manifest.path is set");
+}
+
+void LabelConfig::visit(config::Visitor& v) {
+  using config::Spec;
+  v.field("name", name, Spec("label name in shards and reports").required());
+  v.field("column", column, Spec("manifest column; default: the label's name"));
+  v.field("type", type, Spec("int, float, text or quadrant (1..4; adds valence and arousal labels)")
+                            .one_of({"int", "float", "text", "quadrant"}));
+  v.field("allowed", allowed, Spec("allowed values (int and text labels); empty: any"));
+  v.field("required", required, Spec("an empty cell is a problem; false stores it as missing"));
+  if (v.reading() && column.empty()) column = name;
+}
+
+void SplitFileConfig::visit(config::Visitor& v) {
+  using config::Spec;
+  v.field("split", split, Spec("split the listed files belong to").required());
+  v.field("path", path, Spec("CSV file listing the split's files").required().data_path());
+  v.field("column", column, Spec("column holding paths relative to corpus.root").required());
+  v.field("suffix", suffix, Spec("appended to the column's values"));
+}
+
+void SplitConfig::visit(config::Visitor& v) {
+  using config::Spec;
+  v.field("method", method, Spec("hash (of the song id), manifest (split column) or files (split lists)")
+                                .one_of({"hash", "manifest", "files"}));
+  v.field("names", names, Spec("split names, in order"));
+  v.field("ratios", ratios, Spec("hash: fraction of songs per split name, summing to 1").min(0.0).max(1.0));
+  v.field("salt", salt, Spec("hash: changing it reshuffles every song"));
+  v.list("files", files, Spec("files: CSV lists of each split's files"));
+  if (!v.reading()) return;
+  v.check(!names.empty(), "names", "must name at least one split");
+  std::set<std::string> unique(names.begin(), names.end());
+  v.check(unique.size() == names.size(), "names", "lists a split twice");
+  for (const std::string& n : names) {
+    v.check(!n.empty() && n.find_first_of("/\\. ") == std::string::npos, "names",
+            "'" + n + "' is not usable as a file name (no '/', '\\', '.', spaces)");
+  }
+  if (method == "hash") {
+    v.check(ratios.size() == names.size(), "ratios",
+            "needs one ratio per split name (" + std::to_string(names.size()) + "), got " + std::to_string(ratios.size()));
+    const double sum = std::accumulate(ratios.begin(), ratios.end(), 0.0);
+    v.check(std::fabs(sum - 1.0) < 1e-6, "ratios", "must sum to 1, got " + std::to_string(sum));
+  }
+  if (method == "files") {
+    v.check(!files.empty(), "files", "is required for method files");
+    for (const SplitFileConfig& f : files) {
+      v.check(unique.count(f.split) > 0, "files",
+              "names split '" + f.split + "', which is not one of " + strings::join(names, ", "));
+    }
+  }
+}
+
+void CorpusConfig::visit(config::Visitor& v) {
+  using config::Spec;
+  v.field("root", root, Spec("folder holding the corpus (relative paths resolve against data_root)").required().data_path());
+  v.field("include", include, Spec("glob patterns of files to take, relative to root ('**' spans folders)"));
+  v.field("exclude", exclude, Spec("glob patterns of files to leave out"));
+  v.field("song_id_pattern", song_id_pattern,
+          Spec("regex searched in the relative path (anchor it with ^ and $ as needed) whose group 1 is the song "
+               "id; empty: the path without extension"));
+  v.section("manifest", manifest);
+  v.list("labels", labels, Spec("labels read from manifest columns"));
+  if (!v.reading()) return;
+  if (!song_id_pattern.empty()) {
+    bool ok = true;
+    std::string reason;
+    try {
+      std::regex re(song_id_pattern);
+      ok = re.mark_count() >= 1;
+      reason = "needs a capture group for the song id";
+    } catch (const std::regex_error& e) {
+      ok = false;
+      reason = std::string("is not a valid regular expression: ") + e.what();
+    }
+    v.check(ok, "song_id_pattern", reason);
+  }
+  v.check(labels.empty() || !manifest.path.empty(), "labels", "need a manifest (corpus.manifest.path)");
+  std::set<std::string> names;
+  for (const LabelConfig& l : labels) {
+    v.check(names.insert(l.name).second, "labels", "label '" + l.name + "' is defined twice");
+    if (l.type == "quadrant") {
+      v.check(names.insert("valence").second && names.insert("arousal").second, "labels",
+              "a quadrant label adds 'valence' and 'arousal'; no other label may use those names");
+    }
+  }
+}
+
+int64_t Corpus::count(const std::string& kind) const {
+  return std::count_if(problems.begin(), problems.end(), [&](const CorpusProblem& p) { return p.kind == kind; });
+}
+
+std::string hash_split(const std::string& song_id, const SplitConfig& split) {
+  const std::string digest = hash::sha256_hex(split.salt + '\0' + song_id);
+  const uint64_t top = std::strtoull(digest.substr(0, 16).c_str(), nullptr, 16);
+  const double u = static_cast<double>(top) / 18446744073709551616.0;  // 2^64
+  double cumulative = 0.0;
+  for (size_t i = 0; i + 1 < split.names.size(); ++i) {
+    cumulative += split.ratios[i];
+    if (u < cumulative) return split.names[i];
+  }
+  return split.names.back();
+}
+
+namespace {
+
+std::vector<LabelColumn> label_columns(const std::vector<LabelConfig>& labels) {
+  std::vector<LabelColumn> out;
+  for (const LabelConfig& l : labels) {
+    out.push_back(LabelColumn{l.name, l.type == "text" ? LabelKind::kText : LabelKind::kNumber});
+    if (l.type == "quadrant") {
+      out.push_back(LabelColumn{"valence", LabelKind::kNumber});
+      out.push_back(LabelColumn{"arousal", LabelKind::kNumber});
+    }
+  }
+  return out;
+}
+
+bool parse_integer(const std::string& text, int64_t& out) {
+  const char* end = text.data() + text.size();
+  auto r = std::from_chars(text.data(), end, out);
+  return r.ec == std::errc() && r.ptr == end && !text.empty();
+}
+
+/// Parses one cell into the label values it yields; returns "" or a problem.
+std::string parse_label(const LabelConfig& l, const std::string& raw, std::vector<LabelValue>& out) {
+  const std::string cell = strings::trim(raw);
+  const size_t slots = l.type == "quadrant" ? 3 : 1;
+  if (cell.empty()) {
+    out.insert(out.end(), slots, LabelValue{});
+    return l.required ? "label '" + l.name + "' (column " + l.column + ") is empty" : "";
+  }
+  auto not_allowed = [&] {
+    return !l.allowed.empty() && std::find(l.allowed.begin(), l.allowed.end(), cell) == l.allowed.end();
+  };
+  auto bad = [&](const std::string& why) {
+    out.insert(out.end(), slots, LabelValue{});
+    return "label '" + l.name + "' (column " + l.column + ") is '" + cell + "': " + why;
+  };
+  if (l.type == "text") {
+    if (not_allowed()) return bad("not one of " + strings::join(l.allowed, ", "));
+    out.push_back(LabelValue::of(cell));
+  } else if (l.type == "int") {
+    int64_t v = 0;
+    if (!parse_integer(cell, v)) return bad("expected an integer");
+    if (not_allowed()) return bad("not one of " + strings::join(l.allowed, ", "));
+    out.push_back(LabelValue::of(static_cast<double>(v)));
+  } else if (l.type == "float") {
+    char* end = nullptr;
+    const double v = std::strtod(cell.c_str(), &end);
+    if (end != cell.c_str() + cell.size() || !std::isfinite(v)) return bad("expected a finite number");
+    out.push_back(LabelValue::of(v));
+  } else {  // quadrant
+    int64_t q = 0;
+    if (!parse_integer(cell, q) || q < 1 || q > 4) return bad("expected a quadrant 1, 2, 3 or 4");
+    out.push_back(LabelValue::of(static_cast<double>(q)));
+    out.push_back(LabelValue::of(q == 1 || q == 4 ? 1.0 : -1.0));  // valence
+    out.push_back(LabelValue::of(q == 1 || q == 2 ? 1.0 : -1.0));  // arousal
+  }
+  return "";
+}
+
+int column_of(const csv::Table& table, const std::string& name) {
+  return table.has_column(name) ? static_cast<int>(table.column(name)) : -1;
+}
+
+std::string default_song_id(const std::string& relative) {
+  const size_t slash = relative.rfind('/');
+  const size_t dot = relative.rfind('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return relative;
+  return relative.substr(0, dot);
+}
+
+}  // namespace
+
+Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
+  Corpus corpus;
+  corpus.root = config.root.str();
+  corpus.split_names = split.names;
+  corpus.label_columns = label_columns(config.labels);
+  auto problem = [&](std::string kind, std::string where, std::string message) {
+    corpus.problems.push_back(CorpusProblem{std::move(kind), std::move(where), std::move(message)});
+  };
+  const std::vector<std::string> listed = list_files(corpus.root, config.include, config.exclude);
+
+  std::map<std::string, size_t> index;  // relative path -> entry
+  if (config.manifest.path.empty()) {
+    for (const std::string& rel : listed) {
+      CorpusEntry e;
+      e.relative = rel;
+      index.emplace(rel, corpus.entries.size());
+      corpus.entries.push_back(std::move(e));
+    }
+  } else {
+    // A manifest that is not valid CSV (a row with the wrong number of
+    // fields, an unterminated quote) is one problem naming its line.
+    csv::Table table;
+    bool readable = true;
+    try {
+      table = csv::read(config.manifest.path.str());
+    } catch (const DataError& e) {
+      problem("manifest", config.manifest.path.str(), e.what());
+      readable = false;
+    }
+    if (readable) {
+      const std::string header_where = table.source + ":1";
+      const std::string header_text = strings::join(table.header, ", ");
+      const int file_col = column_of(table, config.manifest.file_column);
+      if (file_col < 0) {
+        problem("manifest", header_where,
+                "missing column '" + config.manifest.file_column + "' (corpus.manifest.file_column); header has: " + header_text);
+      }
+      int split_col = -1;
+      if (split.method == "manifest") {
+        split_col = column_of(table, config.manifest.split_column);
+        if (split_col < 0) {
+          problem("manifest", header_where,
+                  "missing column '" + config.manifest.split_column + "' (corpus.manifest.split_column); header has: " +
+                      header_text);
+        }
+      }
+      std::vector<int> label_cols;
+      for (size_t i = 0; i < config.labels.size(); ++i) {
+        label_cols.push_back(column_of(table, config.labels[i].column));
+        if (label_cols.back() < 0) {
+          problem("manifest", header_where,
+                  "missing column '" + config.labels[i].column + "' (corpus.labels[" + std::to_string(i) +
+                      "].column); header has: " + header_text);
+        }
+      }
+      if (file_col >= 0) {
+        for (size_t r = 0; r < table.rows.size(); ++r) {
+          const auto& row = table.rows[r];
+          const std::string where = table.where(r);
+          const std::string value = strings::trim(row[static_cast<size_t>(file_col)]);
+          if (value.empty()) {
+            problem("manifest", where, "empty file name in column '" + config.manifest.file_column + "'");
+            continue;
+          }
+          const std::string rel = value + config.manifest.file_suffix;
+          if (fs::path(rel).is_absolute()) {
+            problem("manifest", where, "'" + rel + "' is an absolute path; manifest paths are relative to corpus.root");
+            continue;
+          }
+          if (const auto it = index.find(rel); it != index.end()) {
+            problem("manifest", where, "'" + rel + "' is listed again (first at " + corpus.entries[it->second].origin + ")");
+            continue;
+          }
+          CorpusEntry e;
+          e.relative = rel;
+          e.origin = where;
+          for (size_t i = 0; i < config.labels.size(); ++i) {
+            if (label_cols[i] < 0) {
+              e.labels.insert(e.labels.end(), config.labels[i].type == "quadrant" ? 3 : 1, LabelValue{});
+              continue;
+            }
+            const std::string issue = parse_label(config.labels[i], row[static_cast<size_t>(label_cols[i])], e.labels);
+            if (!issue.empty()) problem("label", where, issue);
+          }
+          if (split_col >= 0) {
+            const std::string s = strings::trim(row[static_cast<size_t>(split_col)]);
+            if (std::find(split.names.begin(), split.names.end(), s) == split.names.end()) {
+              problem("split", where, "split '" + s + "' is not one of " + strings::join(split.names, ", "));
+            } else {
+              e.split = s;
+            }
+          }
+          index.emplace(rel, corpus.entries.size());
+          corpus.entries.push_back(std::move(e));
+        }
+      }
+    }
+    for (const std::string& rel : listed) {
+      if (!index.count(rel)) corpus.unlisted.push_back(rel);
+    }
+  }
+
+  // Absolute paths, existence, song ids.
+  std::optional<std::regex> song_re;
+  if (!config.song_id_pattern.empty()) song_re.emplace(config.song_id_pattern);
+  for (CorpusEntry& e : corpus.entries) {
+    e.path = (fs::path(corpus.root) / e.relative).lexically_normal().string();
+    std::error_code ec;
+    e.exists = fs::is_regular_file(e.path, ec);
+    e.song_id = default_song_id(e.relative);
+    if (song_re) {
+      std::smatch m;
+      if (std::regex_search(e.relative, m, *song_re) && m.size() > 1 && m[1].matched) {
+        e.song_id = m[1].str();
+      } else {
+        problem("song_id", e.relative, "corpus.song_id_pattern does not match '" + e.relative + "'");
+      }
+    }
+  }
+
+  // Splits.
+  if (split.method == "hash") {
+    for (CorpusEntry& e : corpus.entries) e.split = hash_split(e.song_id, split);
+  } else if (split.method == "files") {
+    std::map<std::string, std::pair<std::string, std::string>> listed_in;  // relative -> (split, where)
+    for (const SplitFileConfig& f : split.files) {
+      csv::Table t;
+      try {
+        t = csv::read(f.path.str());
+      } catch (const DataError& e) {
+        problem("split", f.path.str(), e.what());
+        continue;
+      }
+      const int col = column_of(t, f.column);
+      if (col < 0) {
+        problem("split", t.source + ":1",
+                "missing column '" + f.column + "'; header has: " + strings::join(t.header, ", "));
+        continue;
+      }
+      for (size_t r = 0; r < t.rows.size(); ++r) {
+        const auto& row = t.rows[r];
+        const std::string rel = strings::trim(row[static_cast<size_t>(col)]) + f.suffix;
+        const auto [it, inserted] = listed_in.emplace(rel, std::make_pair(f.split, t.where(r)));
+        if (!inserted) {
+          problem("split", t.where(r), "'" + rel + "' is also listed for split " + it->second.first + " at " + it->second.second);
+          continue;
+        }
+        if (!index.count(rel)) problem("split", t.where(r), "'" + rel + "' is not in the corpus");
+      }
+    }
+    for (CorpusEntry& e : corpus.entries) {
+      const auto it = listed_in.find(e.relative);
+      if (it == listed_in.end()) problem("split", e.relative, "'" + e.relative + "' is in no split file");
+      else e.split = it->second.first;
+    }
+  }
+
+  // No song in two splits.
+  std::map<std::string, std::map<std::string, std::vector<std::string>>> songs;  // song -> split -> files
+  for (const CorpusEntry& e : corpus.entries) {
+    if (!e.split.empty()) songs[e.song_id][e.split].push_back(e.relative);
+  }
+  for (const auto& [song, splits] : songs) {
+    if (splits.size() < 2) continue;
+    std::vector<std::string> parts;
+    for (const auto& [s, files] : splits) parts.push_back(s + " (" + strings::join(files, ", ") + ")");
+    problem("song_leak", song, "song '" + song + "' is in more than one split: " + strings::join(parts, "; "));
+  }
+
+  std::sort(corpus.entries.begin(), corpus.entries.end(),
+            [](const CorpusEntry& a, const CorpusEntry& b) { return a.relative < b.relative; });
+  return corpus;
+}
+
+void require_no_problems(const Corpus& corpus) {
+  if (corpus.problems.empty()) return;
+  std::string text;
+  const size_t shown = std::min<size_t>(corpus.problems.size(), 5);
+  for (size_t i = 0; i < shown; ++i) {
+    if (i) text += "; ";
+    text += corpus.problems[i].where + ": " + corpus.problems[i].message;
+  }
+  if (corpus.problems.size() > shown) {
+    text += "; and " + std::to_string(corpus.problems.size() - shown) + " more (run kmidi validate for the full list)";
+  }
+  throw DataError("the corpus description has " + std::to_string(corpus.problems.size()) + " problem(s): " + text);
+}
+
+}  // namespace kmidi::corpus

@@ -1,0 +1,116 @@
+#pragma once
+// A MIDI corpus as prepare and validate see it: which files, their labels,
+// their song and their split. Torch-free.
+//
+// A corpus is a folder (every file matching corpus.include) or, with
+// corpus.manifest, the rows of a CSV manifest (one file per row, labels in
+// columns). Splits are by song, never by file, so that no song leaks across
+// train/validation/test:
+//   - split.method hash:     a song's split follows from sha256(salt, song id)
+//                            against the cumulative ratios: deterministic and
+//                            stable when the corpus grows (a song never moves);
+//   - split.method manifest: the manifest's split column (GMD's info.csv);
+//   - split.method files:    CSV lists of files per split (EMOPIA's split/).
+// Song ids come from corpus.song_id_pattern (group 1 of a regex searched in
+// the relative path; anchor it with ^ and $ as needed) or default to the
+// relative path without its extension.
+//
+// Label types: int, float, text, and quadrant (Russell quadrant 1..4, which
+// also yields labels "valence" and "arousal" of +1 or -1: Q1 +v+a, Q2 -v+a,
+// Q3 -v-a, Q4 +v-a).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/Config.h"
+#include "datasets/shards/Shard.h"
+
+namespace kmidi::corpus {
+
+struct ManifestConfig : config::Section {
+  config::Path path;         ///< CSV with a header; empty: the folder is the corpus
+  std::string file_column;   ///< column with the file path relative to corpus.root
+  std::string file_suffix;   ///< appended to file_column values (EMOPIA's IDs lack ".mid")
+  std::string split_column;  ///< for split.method manifest
+  void visit(config::Visitor& v) override;
+};
+
+struct LabelConfig : config::Section {
+  std::string name;                  ///< label name in shards and reports
+  std::string column;                ///< manifest column; default: name
+  std::string type = "text";         ///< int | float | text | quadrant
+  std::vector<std::string> allowed;  ///< allowed values (int, text); empty: any
+  bool required = true;              ///< an empty cell is a problem; false: stored as missing
+  void visit(config::Visitor& v) override;
+};
+
+struct SplitFileConfig : config::Section {
+  std::string split;   ///< split name the listed files belong to
+  config::Path path;   ///< CSV listing files
+  std::string column;  ///< column with paths relative to corpus.root
+  std::string suffix;  ///< appended to the column's values
+  void visit(config::Visitor& v) override;
+};
+
+struct SplitConfig : config::Section {
+  std::string method = "hash";  ///< hash | manifest | files
+  std::vector<std::string> names{"train", "validation", "test"};
+  std::vector<double> ratios{0.8, 0.1, 0.1};  ///< hash: one per name, summing to 1
+  std::string salt = "kmidi-split-v1";        ///< hash: changing it reshuffles every song
+  std::vector<SplitFileConfig> files;         ///< files: one or more lists per split
+  void visit(config::Visitor& v) override;
+};
+
+struct CorpusConfig : config::Section {
+  config::Path root;  ///< folder the files (and manifest paths) are relative to
+  std::vector<std::string> include{"**/*.mid", "**/*.midi", "**/*.kar"};
+  std::vector<std::string> exclude;
+  std::string song_id_pattern;  ///< regex searched in the relative path; group 1 is the song id
+  ManifestConfig manifest;
+  std::vector<LabelConfig> labels;
+  void visit(config::Visitor& v) override;
+};
+
+struct CorpusEntry {
+  std::string path;      ///< absolute
+  std::string relative;  ///< to corpus.root, '/'-separated
+  std::string song_id;
+  std::string split;     ///< "" when no split could be assigned (a problem says why)
+  std::vector<shards::LabelValue> labels;  ///< aligned with Corpus::label_columns
+  std::string origin;    ///< "manifest.csv:12", or "" for folder corpora
+  bool exists = true;    ///< false: a manifest row names a missing file
+};
+
+/// Something wrong with the corpus description rather than with a file's bytes.
+struct CorpusProblem {
+  std::string kind;     ///< manifest | label | split | song_id | song_leak
+  std::string where;    ///< "file.csv:12" or a relative path
+  std::string message;
+};
+
+struct Corpus {
+  std::string root;
+  std::vector<std::string> split_names;
+  std::vector<shards::LabelColumn> label_columns;
+  std::vector<CorpusEntry> entries;  ///< sorted by relative path
+  std::vector<CorpusProblem> problems;
+  std::vector<std::string> unlisted;  ///< files under root matching include that the manifest omits
+  int64_t count(const std::string& kind) const;
+};
+
+/// Lists, labels and splits the corpus. Never throws for problems in the data
+/// (they are collected in Corpus::problems, one per offending line or file;
+/// an unreadable or malformed manifest or split file is one problem); throws
+/// DataError only when corpus.root is not a readable folder.
+Corpus load_corpus(const CorpusConfig& corpus, const SplitConfig& split);
+
+/// Throws DataError listing the first problems (with where and how many in
+/// all) when there are any: prepare never writes shards from a corpus whose
+/// manifest, labels or splits are wrong.
+void require_no_problems(const Corpus& corpus);
+
+/// The split of a song under split.method hash.
+std::string hash_split(const std::string& song_id, const SplitConfig& split);
+
+}  // namespace kmidi::corpus

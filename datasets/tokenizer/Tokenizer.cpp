@@ -1,0 +1,588 @@
+#include "datasets/tokenizer/Tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/Errors.h"
+#include "core/Files.h"
+#include "core/Hash.h"
+#include "datasets/tokenizer/detail/ConfigJson.h"
+
+// tokenizer.json, format_version 1 (a JSON object, keys in this order):
+//   "format":         "kmidi.tokenizer"
+//   "format_version": 1     (readers refuse newer versions)
+//   "family":         "remi"
+//   "config":         every TokenizerConfig field (see TokenizerConfig.h)
+//   "vocab_size":     number of tokens
+//   "special_tokens": {"PAD": 0, "BOS": 1, "EOS": 2, "MASK": 3, extras...}
+//   "vocab":          token names by id ("PAD", "BOS", ..., "Bar", "Position_0", ...)
+// Loading rebuilds the vocabulary from "config" and requires it to equal
+// "vocab" and "special_tokens": ids can never drift from their names.
+// Bump kFormatVersion when a field's meaning changes, and keep reading v1.
+
+namespace kmidi::tokenizer {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+/// The config after the same validation as a YAML file gets.
+TokenizerConfig validated(const TokenizerConfig& config) {
+  TokenizerConfig copy = config;
+  Json json = detail::config_to_json(copy);
+  TokenizerConfig out;
+  detail::config_from_json(json, "tokenizer config", out);
+  return out;
+}
+
+/// One note ready to emit, sorted by (grid, order).
+struct PendingNote {
+  int64_t grid;
+  int32_t order;  // instrument key << 24 | pitch << 16 | velocity bin << 8 ... (see encode)
+  int32_t duration;
+  int32_t program_id;  // -1: none
+  int32_t pitch_id;
+  int32_t velocity_id;
+  int32_t duration_id;
+  bool operator<(const PendingNote& o) const {
+    if (grid != o.grid) return grid < o.grid;
+    if (order != o.order) return order < o.order;
+    return duration < o.duration;
+  }
+};
+
+struct GridTempo {
+  int64_t grid;
+  int bin;
+};
+
+struct GridTimeSignature {
+  int64_t grid;
+  int index;
+};
+
+/// Seconds on the tempo map of a decoded score.
+class TempoClock {
+ public:
+  TempoClock(std::vector<midi::TempoChange>& tempos, int ticks_per_quarter) : tempos_(tempos), tpq_(ticks_per_quarter) {
+    double seconds = 0.0;
+    for (size_t i = 0; i < tempos_.size(); ++i) {
+      if (i > 0) seconds += span(i - 1, tempos_[i].tick);
+      tempos_[i].seconds = seconds;
+    }
+  }
+  double seconds_at(int64_t tick) const {
+    // Tempo changes are few; a binary search keeps long pieces linear overall.
+    size_t lo = 0, hi = tempos_.size();
+    while (hi - lo > 1) {
+      const size_t mid = (lo + hi) / 2;
+      if (tempos_[mid].tick <= tick) lo = mid; else hi = mid;
+    }
+    return tempos_[lo].seconds + span(lo, tick);
+  }
+
+ private:
+  double span(size_t i, int64_t tick) const {
+    return static_cast<double>(tick - tempos_[i].tick) * static_cast<double>(tempos_[i].microseconds_per_quarter) /
+           (1e6 * tpq_);
+  }
+  std::vector<midi::TempoChange>& tempos_;
+  int tpq_;
+};
+
+}  // namespace
+
+void EncodeStats::add(const EncodeStats& o) {
+  notes_in += o.notes_in;
+  notes_encoded += o.notes_encoded;
+  pitch_out_of_range += o.pitch_out_of_range;
+  drums_out_of_range += o.drums_out_of_range;
+  drums_dropped += o.drums_dropped;
+  durations_clipped += o.durations_clipped;
+  time_signatures_replaced += o.time_signatures_replaced;
+  bars += o.bars;
+  tokens += o.tokens;
+}
+
+Tokenizer::Tokenizer(const TokenizerConfig& config)
+    : config_(validated(config)), vocab_(config_) {
+  program_mode_ = config_.program_mode == "none"       ? ProgramMode::kNone
+                  : config_.program_mode == "per_note" ? ProgramMode::kPerNote
+                                                       : ProgramMode::kOnChange;
+  sha256_ = hash::sha256_hex(to_json());
+}
+
+int32_t Tokenizer::special_id(const std::string& name) const {
+  const auto& names = vocab_.special_names();
+  const auto it = std::find(names.begin(), names.end(), name);
+  return it == names.end() ? -1 : static_cast<int32_t>(it - names.begin());
+}
+
+std::string Tokenizer::describe(const int32_t* ids, size_t count) const {
+  std::string out;
+  for (size_t i = 0; i < count; ++i) {
+    if (i) out += ' ';
+    out += ids[i] >= 0 && ids[i] < vocab_size() ? vocab_.name(ids[i]) : "<" + std::to_string(ids[i]) + ">";
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// tokenizer.json
+
+std::string Tokenizer::to_json() const {
+  Json j = Json::object();
+  j["format"] = kFormat;
+  j["format_version"] = kFormatVersion;
+  j["family"] = kFamily;
+  TokenizerConfig copy = config_;
+  j["config"] = detail::config_to_json(copy);
+  j["vocab_size"] = vocab_size();
+  Json specials = Json::object();
+  for (size_t i = 0; i < vocab_.special_names().size(); ++i) specials[vocab_.special_names()[i]] = i;
+  j["special_tokens"] = specials;
+  j["vocab"] = vocab_.names();
+  return j.dump(1) + "\n";
+}
+
+void Tokenizer::save(const std::string& path) const { files::write_atomic(path, to_json()); }
+
+Tokenizer Tokenizer::load(const std::string& path) { return from_json(files::read_all(path), path); }
+
+Tokenizer Tokenizer::from_json(const std::string& text, const std::string& origin) {
+  Json j;
+  try {
+    j = Json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw DataError(origin + ": not valid JSON: " + e.what());
+  }
+  auto require = [&](const char* key) -> const Json& {
+    if (!j.is_object() || !j.contains(key)) throw DataError(origin + ": missing key '" + key + "'");
+    return j[key];
+  };
+  const Json& format = require("format");
+  if (!format.is_string() || format.get<std::string>() != kFormat) {
+    throw DataError(origin + ": format is " + format.dump() + ", expected \"" + kFormat + "\"");
+  }
+  const Json& version = require("format_version");
+  if (!version.is_number_integer()) throw DataError(origin + ": format_version must be an integer");
+  const int64_t v = version.get<int64_t>();
+  if (v > kFormatVersion) {
+    throw DataError(origin + ": format_version " + std::to_string(v) + " was written by a newer kmidi; this build reads up to " +
+                    std::to_string(kFormatVersion));
+  }
+  if (v < 1) throw DataError(origin + ": format_version " + std::to_string(v) + " is invalid; expected 1");
+  const Json& family = require("family");
+  if (!family.is_string() || family.get<std::string>() != kFamily) {
+    throw DataError(origin + ": family is " + family.dump() + ", expected \"" + kFamily + "\"");
+  }
+  TokenizerConfig config;
+  try {
+    detail::config_from_json(require("config"), origin + " (config)", config);
+  } catch (const config::ConfigError& e) {
+    throw DataError(e.what());
+  }
+  Tokenizer tok(config);
+  const Json& size = require("vocab_size");
+  if (!size.is_number_integer() || size.get<int64_t>() != tok.vocab_size()) {
+    throw DataError(origin + ": vocab_size is " + size.dump() + " but the vocabulary rebuilt from its config has " +
+                    std::to_string(tok.vocab_size()) + " tokens");
+  }
+  const Json& vocab = require("vocab");
+  if (!vocab.is_array()) throw DataError(origin + ": vocab must be a list of token names");
+  const size_t n = std::min(vocab.size(), static_cast<size_t>(tok.vocab_size()));
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& rebuilt = tok.vocab().names()[i];
+    if (!vocab[i].is_string() || vocab[i].get<std::string>() != rebuilt) {
+      throw DataError(origin + ": stored vocab differs from the vocab rebuilt from its config at id " + std::to_string(i) +
+                      ": stored " + vocab[i].dump() + ", rebuilt \"" + rebuilt + "\"");
+    }
+  }
+  if (vocab.size() != static_cast<size_t>(tok.vocab_size())) {
+    throw DataError(origin + ": stored vocab has " + std::to_string(vocab.size()) + " tokens, the config rebuilds " +
+                    std::to_string(tok.vocab_size()));
+  }
+  const Json& specials = require("special_tokens");
+  if (!specials.is_object()) throw DataError(origin + ": special_tokens must be an object");
+  for (const auto& [name, id] : specials.items()) {
+    const int32_t expected = tok.special_id(name);
+    if (expected < 0) throw DataError(origin + ": special_tokens names '" + name + "', which the config does not define");
+    if (!id.is_number_integer() || id.get<int64_t>() != expected) {
+      throw DataError(origin + ": special_tokens." + name + " is " + id.dump() + " but the config defines " + name +
+                      " = " + std::to_string(expected));
+    }
+  }
+  if (specials.size() != tok.vocab().special_names().size()) {
+    throw DataError(origin + ": special_tokens lists " + std::to_string(specials.size()) + " tokens, the config defines " +
+                    std::to_string(tok.vocab().special_names().size()));
+  }
+  return tok;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+int64_t Tokenizer::grid_of_tick(const midi::Score& score, int64_t tick) const {
+  const int64_t p = config_.positions_per_quarter;
+  if (!score.division.smpte) {
+    const int64_t tpq = std::max(1, score.division.ticks_per_quarter);
+    return (tick * p * 2 + tpq) / (2 * tpq);
+  }
+  // SMPTE clocks have no beats; like the reader, read them at 120 bpm (2 quarters per second).
+  const double fps = score.division.frames_per_second == 29 ? 29.97 : score.division.frames_per_second;
+  const double ticks_per_second = fps * std::max(1, score.division.ticks_per_frame);
+  return std::llround(static_cast<double>(tick) / ticks_per_second * 2.0 * static_cast<double>(p));
+}
+
+std::vector<int32_t> Tokenizer::encode(const midi::Score& score, EncodeStats* stats) const {
+  std::vector<int32_t> out;
+  encode(score, out, stats);
+  return out;
+}
+
+void Tokenizer::encode(const midi::Score& score, std::vector<int32_t>& out, EncodeStats* stats) const {
+  EncodeStats st;
+  out.clear();
+
+  const IdRange program_ids = vocab_.range(TokenKind::kProgram);
+  const IdRange pitch_ids = vocab_.range(TokenKind::kPitch);
+  const IdRange drum_ids = vocab_.range(TokenKind::kPitchDrum);
+  const IdRange velocity_ids = vocab_.range(TokenKind::kVelocity);
+  const IdRange duration_ids = vocab_.range(TokenKind::kDuration);
+  const int32_t max_duration = vocab_.max_duration_steps();
+
+  // Notes: filter, quantize, sort. The buffer lives per thread so that a
+  // worker encoding thousands of files allocates only while it grows.
+  thread_local std::vector<PendingNote> notes;
+  notes.clear();
+  notes.reserve(score.notes.size());
+  st.notes_in = static_cast<int64_t>(score.notes.size());
+  const bool smpte = score.division.smpte;
+  const int64_t tpq = std::max(1, score.division.ticks_per_quarter);
+  const int64_t grid = config_.positions_per_quarter;
+  for (const midi::Note& n : score.notes) {
+    const bool drum = n.is_drum();
+    int32_t pitch_id;
+    int32_t program_id = -1;
+    int32_t instrument;
+    if (drum) {
+      if (!config_.drums) { ++st.drums_dropped; continue; }
+      if (n.pitch < config_.drum_pitch_min || n.pitch > config_.drum_pitch_max) { ++st.drums_out_of_range; continue; }
+      pitch_id = drum_ids.first + (n.pitch - config_.drum_pitch_min);
+      instrument = 128;  // drums after every program at a position
+    } else {
+      if (n.pitch < config_.pitch_min || n.pitch > config_.pitch_max) { ++st.pitch_out_of_range; continue; }
+      pitch_id = pitch_ids.first + (n.pitch - config_.pitch_min);
+      if (program_mode_ == ProgramMode::kNone) {
+        instrument = 0;
+      } else {
+        instrument = n.program & 127;
+        program_id = program_ids.first + instrument;
+      }
+    }
+    const int64_t duration_ticks = std::max<int64_t>(0, n.end_tick - n.start_tick);
+    int64_t steps = smpte ? grid_of_tick(score, n.end_tick) - grid_of_tick(score, n.start_tick)
+                          : (duration_ticks * grid * 2 + tpq) / (2 * tpq);
+    if (steps < 1) steps = 1;
+    if (steps > max_duration) { steps = max_duration; ++st.durations_clipped; }
+    const int velocity_bin = vocab_.velocity_bin(n.velocity);
+    PendingNote p;
+    p.grid = grid_of_tick(score, n.start_tick);
+    p.order = (instrument << 16) | ((n.pitch & 127) << 8) | velocity_bin;
+    p.duration = static_cast<int32_t>(steps);
+    p.program_id = program_id;
+    p.pitch_id = pitch_id;
+    p.velocity_id = velocity_ids.first + velocity_bin;
+    p.duration_id = duration_ids.first + static_cast<int32_t>(steps) - 1;
+    notes.push_back(p);
+  }
+  std::sort(notes.begin(), notes.end());
+  st.notes_encoded = static_cast<int64_t>(notes.size());
+  const int64_t last_onset = notes.empty() ? 0 : notes.back().grid;
+
+  // Tempo changes on the grid: the last one at a step wins; only changes of
+  // the binned value become tokens; none after the last onset.
+  thread_local std::vector<GridTempo> tempos;
+  tempos.clear();
+  if (config_.tempos) {
+    int last_bin = -1;
+    const double first_bpm = score.tempos.empty() ? 120.0 : score.tempos.front().bpm();
+    tempos.push_back(GridTempo{0, vocab_.tempo_bin(first_bpm)});
+    for (size_t i = 1; i < score.tempos.size(); ++i) {
+      const int64_t g = grid_of_tick(score, score.tempos[i].tick);
+      if (g > last_onset) break;
+      const int bin = vocab_.tempo_bin(score.tempos[i].bpm());
+      if (g == tempos.back().grid) tempos.back().bin = bin;
+      else tempos.push_back(GridTempo{g, bin});
+    }
+    // Drop entries equal to their predecessor (a change and its undo at one step).
+    size_t kept = 0;
+    for (size_t i = 0; i < tempos.size(); ++i) {
+      if (tempos[i].bin == last_bin) continue;
+      last_bin = tempos[i].bin;
+      tempos[kept++] = tempos[i];
+    }
+    tempos.resize(kept);
+  }
+
+  // Time signatures on the grid, resolved to allowed indices.
+  auto resolve = [&](int numerator, int denominator, int64_t tick) {
+    int index = vocab_.time_signature_index(TimeSignatureValue{numerator, denominator});
+    if (index >= 0) return index;
+    if (config_.time_signature_fallback.empty()) {
+      throw DataError("time signature " + std::to_string(numerator) + "/" + std::to_string(denominator) + " at tick " +
+                      std::to_string(tick) + " is not in tokenizer.allowed_time_signatures and no time_signature_fallback is set");
+    }
+    TimeSignatureValue fallback;
+    parse_time_signature(config_.time_signature_fallback, fallback);
+    ++st.time_signatures_replaced;
+    return vocab_.time_signature_index(fallback);
+  };
+  thread_local std::vector<GridTimeSignature> signatures;
+  signatures.clear();
+  int current_ts = 0;  // with time_signatures off, index 0 is 4/4
+  if (config_.time_signatures) {
+    current_ts = -1;
+    for (const midi::TimeSignature& ts : score.time_signatures) {
+      signatures.push_back(GridTimeSignature{grid_of_tick(score, ts.tick), -1});
+      signatures.back().index = resolve(ts.numerator, ts.denominator, ts.tick);
+    }
+    if (signatures.empty() || signatures.front().grid > 0) current_ts = resolve(4, 4, 0);  // MIDI's default
+  }
+
+  const int32_t bar_id = vocab_.range(TokenKind::kBar).first;
+  const int32_t position_base = vocab_.range(TokenKind::kPosition).first;
+  const int32_t ts_base = vocab_.range(TokenKind::kTimeSignature).first;
+  const int32_t tempo_base = vocab_.range(TokenKind::kTempo).first;
+  out.reserve(out.size() + 4 * notes.size() + 16);
+  out.push_back(bos_id());
+  size_t ni = 0, ti = 0, si = 0;
+  int emitted_ts = -1;
+  int64_t bar_start = 0;
+  int32_t last_program = -1;
+  while (ni < notes.size() || ti < tempos.size()) {
+    while (si < signatures.size() && signatures[si].grid <= bar_start) current_ts = signatures[si++].index;
+    if (++st.bars > config_.max_bars) {
+      throw DataError("the score is longer than tokenizer.max_bars (" + std::to_string(config_.max_bars) +
+                      " bars); last note onset at grid step " + std::to_string(last_onset));
+    }
+    out.push_back(bar_id);
+    if (config_.time_signatures && current_ts != emitted_ts) {
+      out.push_back(ts_base + current_ts);
+      emitted_ts = current_ts;
+    }
+    const int64_t bar_end = bar_start + vocab_.bar_steps(vocab_.time_signature(current_ts));
+    int64_t last_position = -1;
+    while (true) {
+      int64_t next = INT64_MAX;
+      if (ni < notes.size()) next = notes[ni].grid;
+      if (ti < tempos.size()) next = std::min(next, tempos[ti].grid);
+      if (next >= bar_end) break;
+      if (next != last_position) {
+        out.push_back(position_base + static_cast<int32_t>(next - bar_start));
+        last_position = next;
+      }
+      if (ti < tempos.size() && tempos[ti].grid == next) out.push_back(tempo_base + tempos[ti++].bin);
+      for (; ni < notes.size() && notes[ni].grid == next; ++ni) {
+        const PendingNote& n = notes[ni];
+        if (n.program_id >= 0 && (program_mode_ == ProgramMode::kPerNote || n.program_id != last_program)) {
+          out.push_back(n.program_id);
+          last_program = n.program_id;
+        }
+        out.push_back(n.pitch_id);
+        out.push_back(n.velocity_id);
+        out.push_back(n.duration_id);
+      }
+    }
+    bar_start = bar_end;
+  }
+  out.push_back(eos_id());
+  st.tokens = static_cast<int64_t>(out.size());
+  if (stats) stats->add(st);
+}
+
+// ---------------------------------------------------------------------------
+// Decoding
+
+midi::Score Tokenizer::decode(const int32_t* ids, size_t count, DecodeStats* stats) const {
+  DecodeStats st;
+  st.tokens = static_cast<int64_t>(count);
+  const int64_t tpq = config_.decode_ticks_per_quarter;
+  const int64_t ticks_per_step = tpq / config_.positions_per_quarter;
+
+  struct DecodedNote {
+    int64_t grid;
+    int32_t steps;
+    int pitch, velocity, instrument;  // instrument: program, or 128 for drums
+  };
+  std::vector<DecodedNote> notes;
+  std::vector<GridTempo> tempos;
+  std::vector<GridTimeSignature> signatures;
+
+  bool started = false;     // a Bar was seen
+  bool bar_fresh = false;   // no Position (or TimeSig) yet in this bar
+  int64_t bar_start = 0;
+  // Bars before any TimeSig token are 4/4 (MIDI's default), or the first
+  // allowed signature when 4/4 is not allowed.
+  const int default_ts = std::max(0, vocab_.time_signature_index(TimeSignatureValue{4, 4}));
+  int ts = default_ts;
+  int64_t bar_steps = vocab_.bar_steps(vocab_.time_signature(ts));
+  int64_t position = -1;  // absolute grid step of the last Position in this bar
+  int program = program_mode_ == ProgramMode::kNone ? config_.decode_program : -1;
+  int stage = 0;  // 0: no note; 1: have pitch; 2: have pitch and velocity
+  DecodedNote pending{};
+
+  auto drop_pending = [&] {
+    if (stage != 0) ++st.incomplete_notes;
+    stage = 0;
+  };
+  auto invalid = [&] {
+    ++st.invalid;
+    drop_pending();
+  };
+
+  size_t i = 0;
+  for (; i < count; ++i) {
+    const int32_t id = ids[i];
+    if (id < 0 || id >= vocab_size()) {
+      ++st.out_of_vocabulary;
+      invalid();
+      continue;
+    }
+    const TokenInfo& t = vocab_.info(id);
+    switch (t.kind) {
+      case TokenKind::kSpecial:
+        if (id == pad_id()) { ++st.pad; break; }
+        if (id == eos_id()) { st.after_eos = static_cast<int64_t>(count - i - 1); i = count; break; }
+        if (id == bos_id() && !started) break;
+        invalid();
+        break;
+      case TokenKind::kBar:
+        drop_pending();
+        if (started) bar_start += bar_steps;
+        started = true;
+        bar_fresh = true;
+        position = -1;
+        break;
+      case TokenKind::kTimeSignature:
+        if (!started || !bar_fresh) { invalid(); break; }
+        ts = t.value;
+        bar_steps = vocab_.bar_steps(vocab_.time_signature(ts));
+        if (!signatures.empty() && signatures.back().grid == bar_start) signatures.back().index = ts;
+        else signatures.push_back(GridTimeSignature{bar_start, ts});
+        bar_fresh = false;
+        break;
+      case TokenKind::kPosition:
+        if (!started || t.value >= bar_steps || bar_start + t.value < position) { invalid(); break; }
+        drop_pending();
+        position = bar_start + t.value;
+        bar_fresh = false;
+        break;
+      case TokenKind::kTempo:
+        if (position < 0) { invalid(); break; }
+        if (!tempos.empty() && tempos.back().grid == position) tempos.back().bin = t.value;
+        else tempos.push_back(GridTempo{position, t.value});
+        break;
+      case TokenKind::kProgram:
+        drop_pending();
+        program = t.value;
+        break;
+      case TokenKind::kPitch:
+      case TokenKind::kPitchDrum: {
+        const bool drum = t.kind == TokenKind::kPitchDrum;
+        if (position < 0 || (!drum && program < 0)) { invalid(); break; }
+        drop_pending();
+        pending = DecodedNote{position, 0, t.value, 0, drum ? 128 : program};
+        stage = 1;
+        break;
+      }
+      case TokenKind::kVelocity:
+        if (stage != 1) { invalid(); break; }
+        pending.velocity = t.value;
+        stage = 2;
+        break;
+      case TokenKind::kDuration:
+        if (stage != 2) { invalid(); break; }
+        pending.steps = t.value;
+        notes.push_back(pending);
+        stage = 0;
+        break;
+    }
+  }
+  drop_pending();
+  st.notes = static_cast<int64_t>(notes.size());
+
+  midi::Score score;
+  score.format = 1;
+  score.division.ticks_per_quarter = static_cast<int>(tpq);
+  // Tempo map: 120 bpm until the first Tempo token.
+  if (tempos.empty() || tempos.front().grid > 0) {
+    score.tempos.push_back(midi::TempoChange{0, 500000, 0.0});
+  }
+  for (const GridTempo& g : tempos) {
+    const double bpm = vocab_.tempo_value(g.bin);
+    score.tempos.push_back(midi::TempoChange{g.grid * ticks_per_step, std::llround(60'000'000.0 / bpm), 0.0});
+  }
+  TempoClock clock(score.tempos, static_cast<int>(tpq));
+  if (signatures.empty() || signatures.front().grid > 0) {
+    const TimeSignatureValue& first = vocab_.time_signature(default_ts);
+    score.time_signatures.push_back(midi::TimeSignature{0, first.numerator, first.denominator});
+  }
+  for (const GridTimeSignature& g : signatures) {
+    const TimeSignatureValue& v = vocab_.time_signature(g.index);
+    score.time_signatures.push_back(midi::TimeSignature{g.grid * ticks_per_step, v.numerator, v.denominator});
+  }
+
+  // One track per instrument in order of first appearance; programs take
+  // channels 0..15 except 9 (wrapping after 15 instruments), drums channel 9.
+  int track_of[129];
+  int channel_of[129];
+  std::fill(std::begin(track_of), std::end(track_of), -1);
+  int next_channel = 0;
+  for (const DecodedNote& n : notes) {
+    if (track_of[n.instrument] >= 0) continue;
+    track_of[n.instrument] = static_cast<int>(score.track_names.size());
+    if (n.instrument == 128) {
+      channel_of[n.instrument] = 9;
+      score.track_names.push_back("Drums");
+    } else {
+      if (next_channel == 9) ++next_channel;
+      channel_of[n.instrument] = next_channel;
+      next_channel = (next_channel + 1) % 16;
+      score.track_names.push_back("Program " + std::to_string(n.instrument));
+      score.programs.push_back(midi::ProgramChange{0, 0.0, channel_of[n.instrument], track_of[n.instrument], n.instrument});
+    }
+  }
+  score.num_tracks = static_cast<int>(score.track_names.size());
+  score.notes.reserve(notes.size());
+  int64_t end_tick = started ? (bar_start + bar_steps) * ticks_per_step : 0;
+  for (const DecodedNote& d : notes) {
+    midi::Note n;
+    n.pitch = d.pitch;
+    n.velocity = d.velocity;
+    n.channel = channel_of[d.instrument];
+    n.program = d.instrument == 128 ? 0 : d.instrument;
+    n.track = track_of[d.instrument];
+    n.start_tick = d.grid * ticks_per_step;
+    n.end_tick = (d.grid + d.steps) * ticks_per_step;
+    n.start_beat = static_cast<double>(n.start_tick) / static_cast<double>(tpq);
+    n.end_beat = static_cast<double>(n.end_tick) / static_cast<double>(tpq);
+    n.start_s = clock.seconds_at(n.start_tick);
+    n.end_s = clock.seconds_at(n.end_tick);
+    end_tick = std::max(end_tick, n.end_tick);
+    score.notes.push_back(n);
+  }
+  std::stable_sort(score.notes.begin(), score.notes.end(), [](const midi::Note& a, const midi::Note& b) {
+    if (a.start_tick != b.start_tick) return a.start_tick < b.start_tick;
+    if (a.track != b.track) return a.track < b.track;
+    if (a.channel != b.channel) return a.channel < b.channel;
+    return a.pitch < b.pitch;
+  });
+  score.end_tick = end_tick;
+  if (stats) *stats = st;
+  return score;
+}
+
+}  // namespace kmidi::tokenizer
