@@ -98,7 +98,9 @@ class DistributedContext {
   virtual void broadcast_module(torch::nn::Module& module) = 0;
   virtual void barrier() = 0;
   /// Hooks gradient synchronisation onto `module`'s parameters that require
-  /// grad (at the time of this call).
+  /// grad at the time of this call. Call it once the module is on its device
+  /// and has its final parameters (after broadcast_module); destroying the
+  /// synchronizer removes the hooks.
   virtual std::unique_ptr<GradientSynchronizer> synchronize_gradients(torch::nn::Module& module) = 0;
   /// Rank 0's `value` on every rank (e.g. a run directory chosen by rank 0).
   virtual std::string broadcast_string(const std::string& value) { return value; }

@@ -213,7 +213,10 @@ int run(const Options& o) {
     std::vector<double> metrics{loss_sum};
     context->all_reduce_sum(metrics);
     step_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
-    if (context->is_main()) std::printf("step %lld loss %.9f\n", static_cast<long long>(step), metrics[0]);
+    if (context->is_main()) {
+      std::printf("step %lld loss %.9f\n", static_cast<long long>(step), metrics[0]);
+      std::fflush(stdout);
+    }
   }
   if (context->is_main() && o.steps > o.timing_warmup) {
     std::vector<double> timed(step_ms.begin() + o.timing_warmup, step_ms.end());

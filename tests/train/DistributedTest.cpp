@@ -26,6 +26,8 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 void expect_success(const Job& job) {
   for (size_t r = 0; r < job.ranks.size(); ++r) {
     EXPECT_EQ(job.ranks[r].exit_code, 0) << "rank " << r << ": " << describe(job.ranks[r]);
+    // A clean end: no rank mistook another's exit for a failure.
+    EXPECT_FALSE(contains(job.ranks[r].err, "distributed failure")) << "rank " << r << ": " << describe(job.ranks[r]);
   }
 }
 

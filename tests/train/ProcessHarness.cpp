@@ -53,8 +53,9 @@ std::string tail(const std::string& text, size_t n) { return text.size() <= n ? 
 }  // namespace
 
 Process Process::start(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                       const std::string& log_dir, const std::string& name) {
+                       const std::string& log_dir, const std::string& name, bool keep_group) {
   Process p;
+  p.keep_group_ = keep_group;
   p.out_path_ = log_dir + "/" + name + ".out";
   p.err_path_ = log_dir + "/" + name + ".err";
   std::vector<std::string> environment;
@@ -97,6 +98,7 @@ Process::Process(Process&& other) noexcept { *this = std::move(other); }
 
 Process& Process::operator=(Process&& other) noexcept {
   std::swap(pid_, other.pid_);
+  std::swap(keep_group_, other.keep_group_);
   std::swap(started_, other.started_);
   std::swap(out_path_, other.out_path_);
   std::swap(err_path_, other.err_path_);
@@ -122,9 +124,10 @@ ProcessResult Process::finish(int status) {
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   // Children it left behind (a launcher's workers) go with it.
-  ::kill(-pid_, SIGKILL);
+  if (!keep_group_) ::kill(-pid_, SIGKILL);
   pid_ = -1;
   r.out = read_file(out_path_);
+  r.out_path = out_path_;
   r.err = read_file(err_path_);
   return r;
 }
@@ -170,18 +173,24 @@ int free_port() {
 std::string make_temp_dir(const std::string& prefix) {
   std::string pattern = (std::filesystem::temp_directory_path() / (prefix + ".XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
+  temp_dirs().push_back(pattern);
   return pattern;
 }
 
+std::vector<std::string>& temp_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+
 ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-                          const std::string& log_dir, const std::string& name, double timeout_s) {
-  auto p = Process::start(argv, env, log_dir, name);
+                          const std::string& log_dir, const std::string& name, double timeout_s, bool keep_group) {
+  auto p = Process::start(argv, env, log_dir, name, keep_group);
   return p.wait(timeout_s);
 }
 
 std::string describe(const ProcessResult& r) {
   std::ostringstream ss;
-  ss << "exit " << r.exit_code << (r.signal ? ", signal " + std::to_string(r.signal) : "")
+  ss << r.out_path << ": exit " << r.exit_code << (r.signal ? ", signal " + std::to_string(r.signal) : "")
      << (r.timed_out ? ", TIMED OUT" : "") << " after " << r.seconds << " s\n--- stdout:\n"
      << tail(r.out, 3000) << "\n--- stderr:\n"
      << tail(r.err, 3000);

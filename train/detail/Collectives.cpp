@@ -204,7 +204,11 @@ Collectives::~Collectives() {
 }
 
 void Collectives::shutdown() {
+  // Announce the exit before the heartbeats stop, so that no watcher mistakes
+  // the silence for a death, and stop watching before counting as finished:
+  // once every rank has, rank 0 takes the store down.
   store_->set(exited_key(rank_), bytes("1"));
+  if (!hosts_store_) watchdog_->stop();
   store_->add(kFinishedKey, 1);
   if (hosts_store_) {
     // The store lives in this process: keep serving until every rank is done with it.
