@@ -33,6 +33,7 @@
 #include "core/Logging.h"
 #include "core/Strings.h"
 #include "train/Distributed.h"
+#include "train/detail/GradientBuckets.h"
 
 namespace {
 
@@ -60,6 +61,7 @@ struct Options {
   int fail_rank = -1, fail_step = -1;  ///< throw a DataError there
   int hang_rank = -1, hang_step = -1;  ///< stop the process (SIGSTOP) there
   int sleep_rank = -1, sleep_step = -1;  ///< the training thread sleeps for an hour there (heartbeats go on)
+  int mismatch_rank = -1;              ///< this rank builds a model with an extra head
   bool report = false;                 ///< print this process's place in the job
   int64_t timing_warmup = 1;           ///< steps left out of the printed step time
   train::DistributedConfig distributed;
@@ -155,8 +157,15 @@ int run(const Options& o) {
   const int64_t micro = o.global_batch / (world * o.accumulation);
   const auto dtype = o.dtype == "double" ? torch::kFloat64 : torch::kFloat32;
 
+  if (o.report) {
+    // What a trainer does with a run name that only rank 0 may choose.
+    const std::string chosen = context->broadcast_string("chosen-by-rank-" + std::to_string(rank));
+    std::printf("rank %d run_name=%s\n", rank, chosen.c_str());
+  }
   torch::manual_seed(1000 + rank);
-  ByteModel model(o);
+  Options model_options = o;
+  if (rank == o.mismatch_rank) model_options.unused_head = !o.unused_head;
+  ByteModel model(model_options);
   model->to(context->device(), dtype);
   context->broadcast_module(*model);
   auto synchronizer = context->synchronize_gradients(*model);
@@ -213,6 +222,12 @@ int run(const Options& o) {
     std::vector<double> metrics{loss_sum};
     context->all_reduce_sum(metrics);
     step_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+    if (o.report && step == 0) {
+      if (const auto* buckets = dynamic_cast<const train::detail::BucketedSynchronizer*>(synchronizer.get())) {
+        std::printf("rank %d buckets=%zu launched_during_backward=%zu\n", rank, buckets->layout().size(),
+                    buckets->buckets_launched_during_last_backward());
+      }
+    }
     if (context->is_main()) {
       std::printf("step %lld loss %.9f\n", static_cast<long long>(step), metrics[0]);
       std::fflush(stdout);
@@ -267,6 +282,7 @@ int main(int argc, char** argv) {
   app.add_option("--hang-step", o.hang_step);
   app.add_option("--sleep-rank", o.sleep_rank);
   app.add_option("--sleep-step", o.sleep_step);
+  app.add_option("--mismatch-rank", o.mismatch_rank);
   app.add_flag("--report", o.report);
   app.add_option("--timing-warmup", o.timing_warmup);
   app.add_option("--backend", o.distributed.backend);

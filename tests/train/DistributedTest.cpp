@@ -138,6 +138,16 @@ TEST(DataParallel, TwoRanksOnHalfBatchesMatchOneRankSgd) {
   const Job job = run_ranks(2, with(args, kSmallBuckets), make_temp_dir("kmidi-ddp-sgd"), EnvStyle::kTorchrun);
   expect_equal_to_reference(reference, job);
   for (int r = 0; r < 2; ++r) {
+    // Every bucket was complete, and launched, before backward returned: the
+    // all-reduce overlaps with the rest of backward.
+    const auto buckets = lines_starting_with(job.ranks[r].out, "rank " + std::to_string(r) + " buckets=");
+    ASSERT_EQ(buckets.size(), 1u) << job.ranks[r].out;
+    const int count = std::stoi(buckets[0].substr(buckets[0].find("buckets=") + 8));
+    EXPECT_GE(count, 5) << buckets[0];  // 2 KB buckets: the large parameters each get one
+    EXPECT_TRUE(contains(buckets[0], "launched_during_backward=" + std::to_string(count))) << buckets[0];
+    // broadcast_string gives everyone rank 0's value.
+    EXPECT_TRUE(contains(job.ranks[r].out, "rank " + std::to_string(r) + " run_name=chosen-by-rank-0\n"))
+        << job.ranks[r].out;
     // Launched with torchrun's variables; Gloo on the CPU, never cpu:<local rank>.
     EXPECT_TRUE(contains(job.ranks[r].out, "rank=" + std::to_string(r) + " world=2 local_rank=" + std::to_string(r) +
                                                " local_world=2 launcher=torchrun device=cpu backend=gloo"))
@@ -360,6 +370,19 @@ TEST(Failures, RendezvousTimeoutListsTheRanksThatNeverJoined) {
   const ProcessResult alone = run_process(argv, launcher_env(EnvStyle::kTorchrun, 0, 3, port), dir, "rank0", 30);
   EXPECT_EQ(alone.exit_code, kExitPeerFailed) << describe(alone);
   EXPECT_TRUE(contains(alone.err, "timed out after 2.0 s: rank(s) 1, 2 of 3 never joined (this is rank 0")) << describe(alone);
+}
+
+TEST(Failures, ModelsThatDifferBetweenRanksAreRefusedByEveryRank) {
+  const Job job = run_ranks(2, {"--mismatch-rank", "1", "--timeout", "20"}, make_temp_dir("kmidi-ddp-mismatch"),
+                            EnvStyle::kTorchrun, {}, 60);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(job.ranks[r].exit_code, kExitUsage) << describe(job.ranks[r]);
+    EXPECT_TRUE(contains(job.ranks[r].err, "1 rank(s) built a model whose parameters or buffers (names, shapes, "
+                                           "dtypes) differ from rank 0's"))
+        << describe(job.ranks[r]);
+  }
+  EXPECT_TRUE(contains(job.ranks[1].err, "differ from rank 0's, this rank among them")) << describe(job.ranks[1]);
+  EXPECT_FALSE(contains(job.ranks[0].err, "this rank among them")) << describe(job.ranks[0]);
 }
 
 TEST(Failures, ConfiguredWorldSizeDifferentFromTheLaunchersIsRefusedByEveryRank) {

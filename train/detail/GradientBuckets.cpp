@@ -207,6 +207,7 @@ void BucketedSynchronizer::finish() {
   Core& core = *core_;
   std::lock_guard<std::mutex> lock(core.mutex);
   if (!core.enabled) return;
+  launched_during_last_backward_ = core.next_launch;
 
   // Parameters the synchronised backward did not reach: a gradient from an
   // earlier micro-step of this step is still the right contribution;

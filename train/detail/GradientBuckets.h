@@ -48,11 +48,15 @@ class BucketedSynchronizer final : public GradientSynchronizer {
   void finish() override;
 
   std::vector<BucketLayout> layout() const;
+  /// How many buckets the last finished step had launched while backward was
+  /// still running (the rest were launched by finish()): the measure of overlap.
+  size_t buckets_launched_during_last_backward() const { return launched_during_last_backward_; }
 
   struct Core;  // shared with the hooks; defined in the .cpp
 
  private:
   std::shared_ptr<Core> core_;
+  size_t launched_during_last_backward_ = 0;
   std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks_;
 };
 
