@@ -21,5 +21,8 @@ struct ConfigArgs {
 void add_config_args(CLI::App& cmd, ConfigArgs& args, bool config_required = true);
 
 void register_version(CLI::App& app);
+void register_inspect(CLI::App& app);
+void register_onnx(CLI::App& app);
+void register_registry(CLI::App& app);
 
 }  // namespace kmidi::cli

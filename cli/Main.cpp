@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
   app.parse_complete_callback([&] { logging::init(log_options); });
 
   cli::register_version(app);
+  cli::register_inspect(app);
+  cli::register_onnx(app);
+  cli::register_registry(app);
 
   try {
     logging::init(logging::Options{});

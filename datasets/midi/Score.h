@@ -78,21 +78,23 @@ struct ParseStats {
   int64_t trailing_bytes = 0;       ///< bytes after the last chunk
   int64_t unknown_chunks = 0;       ///< non-MTrk chunks skipped
   int64_t sysex_events = 0;
-  std::vector<std::string> warnings;  ///< lenient-mode repairs, with byte offsets
+  int64_t missing_end_of_track = 0;  ///< track chunks without an End-of-Track meta (accepted)
+  int64_t repairs = 0;               ///< lenient-mode repairs made (all of them, even past the warning cap)
+  std::vector<std::string> warnings;  ///< lenient-mode repairs, with byte offsets (at most the first 64 are listed)
 };
 
 struct Score {
   int format = 1;  ///< 0, 1 or 2
   int num_tracks = 0;
   TimeDivision division;
-  std::vector<std::string> track_names;  ///< one per MTrk chunk ("" when unnamed)
+  std::vector<std::string> track_names;  ///< one per MTrk chunk: its first track-name event ("" when unnamed)
   std::vector<TempoChange> tempos;       ///< sorted; starts at tick 0 (120 bpm if the file has none there)
   std::vector<TimeSignature> time_signatures;  ///< sorted, as in the file (may be empty)
   std::vector<KeySignature> key_signatures;
   std::vector<Note> notes;  ///< sorted by (start_tick, track, channel, pitch)
   std::vector<ControlChange> controls;
   std::vector<ProgramChange> programs;
-  std::vector<TextEvent> texts;
+  std::vector<TextEvent> texts;  ///< every text-like meta event (types 1..15), track names included
   int64_t end_tick = 0;  ///< the latest end-of-track tick
   ParseStats stats;
 
@@ -100,9 +102,16 @@ struct Score {
   double seconds_at(int64_t tick) const;
   /// Quarter notes at `tick` (SMPTE: assumes 120 bpm for beat positions).
   double beats_at(int64_t tick) const;
-  /// Tick at `seconds` (inverse of seconds_at).
+  /// Tick at `seconds` (inverse of seconds_at), rounded to the nearest tick.
   int64_t tick_at_seconds(double seconds) const;
   double duration_seconds() const { return seconds_at(end_tick); }
+
+  /// Recomputes TempoChange::seconds, then the beats and seconds of every
+  /// note, control and program change from their ticks. Call after building
+  /// or editing a score by hand (e.g. when decoding tokens); the reader
+  /// already does it. Sorts `tempos` by tick and inserts 120 bpm at tick 0
+  /// when the map does not start there.
+  void update_times();
 };
 
 }  // namespace kmidi::midi

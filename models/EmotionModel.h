@@ -1,0 +1,58 @@
+#pragma once
+// Emotion recognition from MIDI: valence and arousal (regression in [-1, 1])
+// and the Russell quadrant (4 classes), from a token sequence, a feature
+// vector, or both (by config).
+//
+// Outputs, in order: valence_arousal [B, 2] (tanh), quadrant [B, 4] (logits;
+// the ONNX export emits probabilities). Feature standardisation statistics are
+// buffers (feature_mean, feature_std) so that they travel with checkpoints and
+// exports instead of living in a training script.
+
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include <array>
+#include <tuple>
+
+#include "models/Layers.h"
+
+namespace kmidi::models {
+
+struct EmotionModelOptions {
+  bool use_tokens = true;
+  bool use_features = true;
+  int64_t vocab_size = 0;     ///< REQUIRED with tokens; from tokenizer.json
+  int64_t feature_dim = 0;    ///< REQUIRED with features; from the feature extractor
+  EncoderOptions encoder;     ///< token branch
+  int64_t hidden = 128;       ///< width of the feature branch and the fusion layer
+  double dropout = 0.1;
+  int64_t num_quadrants = 4;
+  void validate() const;
+};
+
+class EmotionModelImpl : public torch::nn::Module {
+ public:
+  static constexpr std::array<const char*, 2> kOutputNames{"valence_arousal", "quadrant"};
+
+  explicit EmotionModelImpl(EmotionModelOptions options);
+  /// input_ids [B, T] int64 and attention_mask [B, T] (token branch), features
+  /// [B, F] (feature branch); unused inputs may be undefined.
+  std::tuple<at::Tensor, at::Tensor> forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                             const at::Tensor& features);
+  /// Sets the feature standardisation from training-set statistics [F].
+  void set_feature_statistics(const at::Tensor& mean, const at::Tensor& std);
+  const EmotionModelOptions& options() const { return options_; }
+
+  torch::nn::Embedding token_embedding{nullptr};
+  TransformerEncoder encoder{nullptr};
+  at::Tensor feature_mean, feature_std;
+  torch::nn::Linear feature_in{nullptr}, feature_hidden{nullptr};
+  torch::nn::Linear fusion{nullptr};
+  torch::nn::Linear valence_arousal_head{nullptr}, quadrant_head{nullptr};
+
+ private:
+  EmotionModelOptions options_;
+};
+TORCH_MODULE(EmotionModel);
+
+}  // namespace kmidi::models

@@ -1,0 +1,40 @@
+#include "models/GrooveModel.h"
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+
+namespace kmidi::models {
+
+void GrooveModelOptions::validate() const {
+  if (drum_classes <= 0) throw std::invalid_argument("groove model: drum_classes must be positive");
+  if (num_styles < 0) throw std::invalid_argument("groove model: num_styles must be >= 0");
+  encoder.validate("groove model encoder");
+}
+
+GrooveModelImpl::GrooveModelImpl(GrooveModelOptions options) : options_(std::move(options)) {
+  options_.validate();
+  const auto& o = options_;
+  hit_embedding = register_module("hit_embedding", torch::nn::Linear(o.drum_classes, o.encoder.d_model));
+  tempo_embedding = register_module("tempo_embedding", torch::nn::Linear(1, o.encoder.d_model));
+  encoder = register_module("encoder", TransformerEncoder(o.encoder));
+  offset_head = register_module("offset_head", torch::nn::Linear(o.encoder.d_model, o.drum_classes));
+  velocity_head = register_module("velocity_head", torch::nn::Linear(o.encoder.d_model, o.drum_classes));
+  if (o.num_styles > 0) style_head = register_module("style_head", torch::nn::Linear(o.encoder.d_model, o.num_styles));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at::Tensor& hits, const at::Tensor& tempo) {
+  const auto& o = options_;
+  TORCH_CHECK(hits.dim() == 3 && hits.size(2) == o.drum_classes, "groove model: hits must be [batch, steps, ",
+              o.drum_classes, "], got ", hits.sizes());
+  TORCH_CHECK(tempo.dim() == 2 && tempo.size(0) == hits.size(0) && tempo.size(1) == 1,
+              "groove model: tempo must be [batch, 1], got ", tempo.sizes());
+  const at::Tensor x = hit_embedding->forward(hits.to(hit_embedding->weight.scalar_type())) +
+                       tempo_embedding->forward(tempo.to(hit_embedding->weight.scalar_type())).unsqueeze(1);
+  const at::Tensor h = encoder->forward(x);
+  at::Tensor style;
+  if (style_head) style = style_head->forward(h.mean(1));
+  return {0.5 * torch::tanh(offset_head->forward(h)), torch::sigmoid(velocity_head->forward(h)), style};
+}
+
+}  // namespace kmidi::models

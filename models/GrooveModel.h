@@ -1,0 +1,45 @@
+#pragma once
+// Groove humanizer: a quantized drum pattern on a 16th-note grid in, per-hit
+// timing offsets and velocities out (the Groove MIDI Dataset's humanize task).
+//
+// Input hits [B, T, C]: 1 where drum class c is struck at grid step t; tempo
+// [B, 1] in bpm/200. Outputs, in order: offsets [B, T, C] in fractions of a
+// step within [-0.5, 0.5], velocities [B, T, C] in [0, 1] (× 127 for MIDI),
+// and, when styles are configured, style [B, S] logits. Values at steps
+// without a hit carry no meaning (the loss masks them).
+
+#include <torch/nn/modules/linear.h>
+
+#include <array>
+#include <tuple>
+
+#include "models/Layers.h"
+
+namespace kmidi::models {
+
+struct GrooveModelOptions {
+  int64_t drum_classes = 9;
+  int64_t num_styles = 0;  ///< 0: no style head
+  EncoderOptions encoder;
+  void validate() const;
+};
+
+class GrooveModelImpl : public torch::nn::Module {
+ public:
+  static constexpr std::array<const char*, 3> kOutputNames{"offsets", "velocities", "style"};
+
+  explicit GrooveModelImpl(GrooveModelOptions options);
+  /// hits [B, T, C], tempo [B, 1] → (offsets, velocities, style or undefined).
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> forward(const at::Tensor& hits, const at::Tensor& tempo);
+  const GrooveModelOptions& options() const { return options_; }
+
+  torch::nn::Linear hit_embedding{nullptr}, tempo_embedding{nullptr};
+  TransformerEncoder encoder{nullptr};
+  torch::nn::Linear offset_head{nullptr}, velocity_head{nullptr}, style_head{nullptr};
+
+ private:
+  GrooveModelOptions options_;
+};
+TORCH_MODULE(GrooveModel);
+
+}  // namespace kmidi::models

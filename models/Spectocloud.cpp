@@ -1,0 +1,88 @@
+#include "models/Spectocloud.h"
+
+#include <torch/torch.h>
+
+#include <stdexcept>
+
+namespace kmidi::models {
+
+void SpectocloudOptions::validate() const {
+  auto require = [](bool ok, const std::string& message) {
+    if (!ok) throw std::invalid_argument("spectocloud: " + message);
+  };
+  require(n_mels > 0 && emotion_dim > 0 && midi_features > 0 && num_points > 0, "input and output sizes must be positive");
+  require(conv_channels > 0 && d_model > 0 && d_ff > 0 && decoder_layers >= 1, "layer sizes must be positive");
+  require(n_heads > 0 && d_model % n_heads == 0, "d_model must be divisible by n_heads");
+  require(dropout >= 0.0 && dropout < 1.0, "dropout must be in [0, 1)");
+}
+
+PointDecoderBlockImpl::PointDecoderBlockImpl(int64_t d_model, int64_t n_heads, int64_t d_ff, double dropout) {
+  const std::vector<int64_t> shape{d_model};
+  query_norm = register_module("query_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions(shape)));
+  memory_norm = register_module("memory_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions(shape)));
+  cross = register_module("cross", CrossAttention(d_model, n_heads, dropout));
+  mlp_norm = register_module("mlp_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions(shape)));
+  mlp = register_module("mlp", Mlp(d_model, d_ff));
+}
+
+SpectocloudImpl::SpectocloudImpl(SpectocloudOptions options) : options_(std::move(options)) {
+  options_.validate();
+  const auto& o = options_;
+  using torch::nn::Conv1dOptions;
+  conv1 = register_module("conv1", torch::nn::Conv1d(Conv1dOptions(o.n_mels, o.conv_channels, 3).padding(1)));
+  conv2 = register_module("conv2",
+                          torch::nn::Conv1d(Conv1dOptions(o.conv_channels, o.conv_channels, 3).stride(2).padding(1)));
+  conv3 = register_module("conv3", torch::nn::Conv1d(Conv1dOptions(o.conv_channels, o.d_model, 3).stride(2).padding(1)));
+  time_embedding = register_module("time_embedding", torch::nn::Linear(1, o.d_model));
+  context1 = register_module("context1", torch::nn::Linear(o.d_model + o.emotion_dim + o.midi_features, o.d_model));
+  context2 = register_module("context2", torch::nn::Linear(o.d_model, o.d_model));
+  // Unit-scale queries: each point starts distinct, as a fixed random template.
+  point_queries = register_parameter("point_queries", torch::randn({o.num_points, o.d_model}));
+  decoder = register_module("decoder", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.decoder_layers; ++i) decoder->push_back(PointDecoderBlock(o.d_model, o.n_heads, o.d_ff, o.dropout));
+  out_norm = register_module("out_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions(std::vector<int64_t>{o.d_model})));
+  head = register_module("head", torch::nn::Linear(o.d_model, 10));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> SpectocloudImpl::forward(const at::Tensor& spectrogram,
+                                                                        const at::Tensor& emotion,
+                                                                        const at::Tensor& midi_features) {
+  const auto& o = options_;
+  TORCH_CHECK(spectrogram.dim() == 3 && spectrogram.size(1) == o.n_mels, "spectrogram must be [batch, ", o.n_mels,
+              ", frames], got ", spectrogram.sizes());
+  const int64_t batch = spectrogram.size(0);
+  TORCH_CHECK(emotion.sizes() == torch::IntArrayRef({batch, o.emotion_dim}), "emotion must be [", batch, ", ",
+              o.emotion_dim, "], got ", emotion.sizes());
+  TORCH_CHECK(midi_features.sizes() == torch::IntArrayRef({batch, o.midi_features}), "midi_features must be [", batch,
+              ", ", o.midi_features, "], got ", midi_features.sizes());
+  const bool training = is_training();
+
+  at::Tensor h = torch::gelu(conv1->forward(spectrogram));
+  h = torch::gelu(conv2->forward(h));
+  h = conv3->forward(h).transpose(1, 2);  // [B, F', D]
+  const int64_t frames = h.size(1);
+  // Frame time in [-1, 1] (0 for a single frame), so points can place energy in time.
+  const at::Tensor t = torch::arange(frames, h.options()) * (2.0 / static_cast<double>(std::max<int64_t>(frames - 1, 1))) -
+                       (frames > 1 ? 1.0 : 0.0);
+  const at::Tensor memory = h + time_embedding->forward(t.unsqueeze(-1));
+
+  const at::Tensor context = context2->forward(torch::gelu(
+      context1->forward(torch::cat({h.mean(1), emotion.to(h.scalar_type()), midi_features.to(h.scalar_type())}, 1))));
+  at::Tensor x = point_queries.unsqueeze(0) + context.unsqueeze(1);  // [B, P, D]
+  const int64_t heads = o.n_heads, hd = o.d_model / heads, points = o.num_points;
+  for (const auto& module : *decoder) {
+    auto* block = module->as<PointDecoderBlockImpl>();
+    const at::Tensor q = block->cross->q->forward(block->query_norm->forward(x)).view({batch, points, heads, hd}).permute({0, 2, 1, 3});
+    const at::Tensor kv = block->cross->kv->forward(block->memory_norm->forward(memory))
+                              .view({batch, frames, 2, heads, hd})
+                              .permute({2, 0, 3, 1, 4});
+    x = x + torch::dropout(block->cross->out->forward(merge_heads(attend(q, kv[0], kv[1], {}, o.dropout, training))),
+                           o.dropout, training);
+    x = x + torch::dropout(block->mlp->fc2->forward(torch::gelu(block->mlp->fc1->forward(block->mlp_norm->forward(x)))),
+                           o.dropout, training);
+  }
+  const at::Tensor raw = head->forward(out_norm->forward(x));  // [B, P, 10]
+  return {torch::tanh(raw.narrow(2, 0, 3)), torch::sigmoid(raw.narrow(2, 3, 4)), torch::sigmoid(raw.narrow(2, 7, 3))};
+}
+
+}  // namespace kmidi::models
