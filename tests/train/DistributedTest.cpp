@@ -123,6 +123,22 @@ TEST(GradientBuckets, ReverseOrderCapsAndDtypeBoundaries) {
   EXPECT_EQ(plan_buckets({}, {}, 10), (std::vector<std::vector<size_t>>{}));
 }
 
+TEST(GradientBuckets, APeerFailureRaisedInAGradientHookReachesTheCallerOfBackwardAsItself) {
+  // The synchronizer launches all-reduces from gradient hooks, inside
+  // backward; a failure seen there must surface as PeerFailure (exit code 5),
+  // not as a LibTorch error.
+  struct Throwing : torch::autograd::FunctionPostHook {
+    torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                              const torch::autograd::variable_list&) override {
+      throw PeerFailure("rank 1 of 2 sent no heartbeat");
+    }
+  };
+  auto weight = torch::ones({3}, torch::requires_grad());
+  auto accumulator = torch::autograd::impl::grad_accumulator(weight);
+  accumulator->add_post_hook(std::make_unique<Throwing>());
+  expect_throws_with<PeerFailure>([&] { (weight * 2).sum().backward(); }, "rank 1 of 2 sent no heartbeat");
+}
+
 // --- 2 ranks against 1 -------------------------------------------------------
 
 const std::vector<std::string> kSmallBuckets{"--bucket-mb", "0.002", "--timeout", "30"};
