@@ -17,6 +17,10 @@ pkg_check_modules(SNDFILE REQUIRED IMPORTED_TARGET sndfile)
 pkg_check_modules(SOXR REQUIRED IMPORTED_TARGET soxr)
 if(KMIDI_BUILD_TESTS)
   find_package(GTest REQUIRED)
+  # Tests decode Ogg Vorbis a second way (libvorbisfile) to check libsndfile's decode.
+  pkg_check_modules(VORBISFILE REQUIRED IMPORTED_TARGET vorbisfile)
+  # Independent reference computations (NumPy, mido) run with Debian's Python.
+  find_program(KMIDI_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH REQUIRED)
 endif()
 
 # c10d's Gloo process group headers include gloo's; Debian ships them in libgloo-dev.

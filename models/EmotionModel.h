@@ -16,6 +16,10 @@
 
 #include "models/Layers.h"
 
+namespace kmidi::onnx {
+class ModelBuilder;
+}
+
 namespace kmidi::models {
 
 struct EmotionModelOptions {
@@ -54,5 +58,10 @@ class EmotionModelImpl : public torch::nn::Module {
   EmotionModelOptions options_;
 };
 TORCH_MODULE(EmotionModel);
+
+/// Emits the emotion graph (eval mode). Inputs, as configured: input_ids and
+/// attention_mask int64 [batch, sequence], features float32 [batch, F].
+/// Outputs: valence_arousal [batch, 2], quadrant [batch, 4] as PROBABILITIES.
+void emit_emotion_model(onnx::ModelBuilder& b, EmotionModelImpl& model);
 
 }  // namespace kmidi::models

@@ -15,6 +15,10 @@
 
 #include "models/Layers.h"
 
+namespace kmidi::onnx {
+class ModelBuilder;
+}
+
 namespace kmidi::models {
 
 struct GrooveModelOptions {
@@ -41,5 +45,10 @@ class GrooveModelImpl : public torch::nn::Module {
   GrooveModelOptions options_;
 };
 TORCH_MODULE(GrooveModel);
+
+/// Emits the groove graph (eval mode): inputs hits [batch, sequence, C] and
+/// tempo [batch, 1]; outputs offsets, velocities and, with styles, style as
+/// PROBABILITIES [batch, S].
+void emit_groove_model(onnx::ModelBuilder& b, GrooveModelImpl& model);
 
 }  // namespace kmidi::models

@@ -29,10 +29,12 @@ SpectocloudImpl::SpectocloudImpl(SpectocloudOptions options) : options_(std::mov
   options_.validate();
   const auto& o = options_;
   using torch::nn::Conv1dOptions;
-  conv1 = register_module("conv1", torch::nn::Conv1d(Conv1dOptions(o.n_mels, o.conv_channels, 3).padding(1)));
-  conv2 = register_module("conv2",
-                          torch::nn::Conv1d(Conv1dOptions(o.conv_channels, o.conv_channels, 3).stride(2).padding(1)));
-  conv3 = register_module("conv3", torch::nn::Conv1d(Conv1dOptions(o.conv_channels, o.d_model, 3).stride(2).padding(1)));
+  auto conv = [](int64_t in, int64_t out, int64_t stride) {
+    return torch::nn::Conv1d(Conv1dOptions(in, out, kKernel).stride(stride).padding(kPadding));
+  };
+  conv1 = register_module("conv1", conv(o.n_mels, o.conv_channels, kStrides[0]));
+  conv2 = register_module("conv2", conv(o.conv_channels, o.conv_channels, kStrides[1]));
+  conv3 = register_module("conv3", conv(o.conv_channels, o.d_model, kStrides[2]));
   time_embedding = register_module("time_embedding", torch::nn::Linear(1, o.d_model));
   context1 = register_module("context1", torch::nn::Linear(o.d_model + o.emotion_dim + o.midi_features, o.d_model));
   context2 = register_module("context2", torch::nn::Linear(o.d_model, o.d_model));

@@ -20,6 +20,10 @@
 
 #include "models/Layers.h"
 
+namespace kmidi::onnx {
+class ModelBuilder;
+}
+
 namespace kmidi::models {
 
 struct SpectocloudOptions {
@@ -48,6 +52,9 @@ TORCH_MODULE(PointDecoderBlock);
 class SpectocloudImpl : public torch::nn::Module {
  public:
   static constexpr std::array<const char*, 3> kOutputNames{"positions", "colors", "properties"};
+  /// The three convolutions: kernel 3, padding 1, strides 1, 2, 2 (frames / 4).
+  static constexpr int64_t kKernel = 3, kPadding = 1;
+  static constexpr std::array<int64_t, 3> kStrides{1, 2, 2};
 
   explicit SpectocloudImpl(SpectocloudOptions options);
   /// spectrogram [B, n_mels, F], emotion [B, E], midi_features [B, M] →
@@ -68,5 +75,9 @@ class SpectocloudImpl : public torch::nn::Module {
   SpectocloudOptions options_;
 };
 TORCH_MODULE(Spectocloud);
+
+/// Emits the spectocloud graph (eval mode): inputs spectrogram, emotion,
+/// midi_features; outputs positions, colors, properties (kOutputNames order).
+void emit_spectocloud(onnx::ModelBuilder& b, SpectocloudImpl& model);
 
 }  // namespace kmidi::models

@@ -6,7 +6,8 @@
 //   tempo map) is refused with a DataError in both modes: its tracks share no
 //   time line, and a Score has one. Split such a file into one file per track.
 //   Formats above 2 are refused in strict mode and read as format 1 (with a
-//   warning) in lenient mode.
+//   warning) in lenient mode. A format-0 file with several track chunks is
+//   read like format 1, as mido does.
 // - PPQ and SMPTE divisions. SMPTE: seconds = ticks / (fps * ticks_per_frame),
 //   fps 29 meaning 29.97; tempo events do not change that clock.
 // - Channel messages with running status; meta events (tempo, time and key
@@ -52,6 +53,8 @@
 //   than 4 bytes, a division of 0 ticks per quarter, an SMPTE rate other than
 //   24, 25, 29 or 30 fps or 0 ticks per frame, a file format above 2.
 // mido rejects, but kmidi accepts: well-formed alien chunks (skipped, above).
+// mido also reads header fields as signed 16-bit numbers: a track count above
+// 32767 makes it read no track at all, where kmidi reads them.
 //
 // Lenient mode repairs, each recorded in ParseStats::warnings with its offset:
 // - a data byte > 127 in a channel message is clamped to 127 (as mido's

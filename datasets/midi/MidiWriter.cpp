@@ -14,6 +14,10 @@ namespace kmidi::midi {
 namespace {
 
 constexpr int64_t kMaxDelta = 0x0FFFFFFF;  // the largest 4-byte variable-length quantity
+// Filler events for gaps longer than kMaxDelta, per file. A score the reader
+// returns needs at most one per event of its file; only a hand-built score
+// with absurd ticks gets near this (7 bytes each: about 940 MB).
+constexpr int64_t kMaxBridges = int64_t{1} << 27;
 
 /// Events of one track at the same tick are written in this order.
 enum class Kind : uint8_t {
@@ -49,13 +53,24 @@ void check_tick(int64_t tick, const char* element, size_t index) {
 
 class TrackEncoder {
  public:
-  explicit TrackEncoder(std::string& out) : out_(out) {}
+  TrackEncoder(std::string& out, int64_t& bridges) : out_(out), bridges_(bridges) {}
 
   void delta_to(int64_t tick) {
-    const int64_t delta = tick - tick_;
+    int64_t delta = tick - tick_;
+    // A gap longer than the largest delta time is bridged with empty
+    // sequencer-specific meta events, which readers ignore.
     if (delta > kMaxDelta) {
-      invalid(fmt::format("a gap of {} ticks before tick {} exceeds the format's largest delta time {}", delta, tick,
-                          kMaxDelta));
+      bridges_ += delta / kMaxDelta;
+      if (bridges_ > kMaxBridges) {
+        invalid(fmt::format("tick {} is so far from the events before it that the file would need more than {} "
+                            "filler events to bridge the gaps",
+                            tick, kMaxBridges));
+      }
+    }
+    while (delta > kMaxDelta) {
+      put_vlq(static_cast<uint32_t>(kMaxDelta));
+      meta(0x7F, {});
+      delta -= kMaxDelta;
     }
     put_vlq(static_cast<uint32_t>(delta));
     tick_ = tick;
@@ -97,6 +112,7 @@ class TrackEncoder {
   }
 
   std::string& out_;
+  int64_t& bridges_;
   int64_t tick_ = 0;
   uint8_t running_ = 0;
 };
@@ -147,6 +163,9 @@ void validate(const Score& s) {
     check_range(t.track, 0, 0xFFFE, "text event", i, "track");
     check_range(t.type, 1, 15, "text event", i, "meta type");
     check_range(static_cast<int64_t>(t.text.size()), 0, kMaxDelta, "text event", i, "length");
+  }
+  for (size_t i = 0; i < s.track_names.size(); ++i) {
+    check_range(static_cast<int64_t>(s.track_names[i].size()), 0, kMaxDelta, "track name", i, "length");
   }
   for (size_t i = 0; i < s.tempos.size(); ++i) {
     check_tick(s.tempos[i].tick, "tempo change", i);
@@ -235,6 +254,7 @@ std::string write_midi_bytes(const Score& score) {
     put16(score.division.ticks_per_quarter);
   }
 
+  int64_t bridges = 0;
   for (int t = 0; t < num_tracks; ++t) {
     std::vector<Event>& events = tracks[t];
     std::stable_sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
@@ -244,7 +264,7 @@ std::string write_midi_bytes(const Score& score) {
     });
     out.append("MTrk\0\0\0\0", 8);
     const size_t length_at = out.size() - 4;
-    TrackEncoder enc(out);
+    TrackEncoder enc(out, bridges);
     std::array<int, 16> program{};  // in force per channel; 0 until a program change
     for (const Event& e : events) {
       enc.delta_to(e.tick);
@@ -306,7 +326,9 @@ std::string write_midi_bytes(const Score& score) {
         }
       }
     }
-    enc.delta_to(std::max(enc.tick(), score.end_tick));
+    // Track 0 lasts to the score's end; the others end with their last event
+    // (extending them all would multiply the bridges of a long silence).
+    enc.delta_to(t == 0 ? std::max(enc.tick(), score.end_tick) : enc.tick());
     enc.meta(0x2F, {});
     const size_t length = out.size() - length_at - 4;
     if (length > 0xFFFFFFFFu) invalid(fmt::format("track {} needs {} bytes; a chunk holds at most 4 GiB", t, length));

@@ -37,14 +37,35 @@ int64_t round_to_tick(double value) {
   return std::llround(std::clamp(value, -kLimit, kLimit));
 }
 
+double seconds_in_segment(const TempoChange& seg, int64_t tick, int ticks_per_quarter) {
+  return seg.seconds +
+         static_cast<double>(tick - seg.tick) * seconds_per_tick(seg.microseconds_per_quarter, ticks_per_quarter);
+}
+
+/// seconds_at for ticks that mostly come in increasing order: the segment
+/// index only moves forward; a tick behind it is looked up from scratch.
+class TempoCursor {
+ public:
+  explicit TempoCursor(const Score& score) : score_(&score) {}
+  double seconds_at(int64_t tick) {
+    const std::vector<TempoChange>& t = score_->tempos;
+    if (score_->division.smpte || t.empty() || tick < t[index_].tick) return score_->seconds_at(tick);
+    while (index_ + 1 < t.size() && t[index_ + 1].tick <= tick) ++index_;
+    return seconds_in_segment(t[index_], tick, score_->division.ticks_per_quarter);
+  }
+
+ private:
+  const Score* score_;
+  size_t index_ = 0;
+};
+
 }  // namespace
 
 double Score::seconds_at(int64_t tick) const {
   if (division.smpte) return static_cast<double>(tick) / smpte_ticks_per_second(division);
   const TempoChange* seg = segment_at(tempos, tick);
   if (!seg) return static_cast<double>(tick) * seconds_per_tick(kDefaultMicrosecondsPerQuarter, division.ticks_per_quarter);
-  return seg->seconds +
-         static_cast<double>(tick - seg->tick) * seconds_per_tick(seg->microseconds_per_quarter, division.ticks_per_quarter);
+  return seconds_in_segment(*seg, tick, division.ticks_per_quarter);
 }
 
 double Score::beats_at(int64_t tick) const {
@@ -96,14 +117,19 @@ void Score::update_times() {
                                             seconds_per_tick(prev.microseconds_per_quarter, division.ticks_per_quarter);
   }
 
+  // Events sorted by tick (the reader's output) walk the map with a cursor;
+  // anything else falls back to a binary search. Both give seconds_at's value.
+  TempoCursor cursor(*this);
   for (Note& n : notes) {
     n.start_beat = beats_at(n.start_tick);
     n.end_beat = beats_at(n.end_tick);
-    n.start_s = seconds_at(n.start_tick);
+    n.start_s = cursor.seconds_at(n.start_tick);
     n.end_s = seconds_at(n.end_tick);
   }
-  for (ControlChange& c : controls) c.seconds = seconds_at(c.tick);
-  for (ProgramChange& p : programs) p.seconds = seconds_at(p.tick);
+  cursor = TempoCursor(*this);
+  for (ControlChange& c : controls) c.seconds = cursor.seconds_at(c.tick);
+  cursor = TempoCursor(*this);
+  for (ProgramChange& p : programs) p.seconds = cursor.seconds_at(p.tick);
 }
 
 }  // namespace kmidi::midi

@@ -85,7 +85,7 @@ struct ParseStats {
 
 struct Score {
   int format = 1;  ///< 0, 1 or 2
-  int num_tracks = 0;
+  int num_tracks = 0;  ///< MTrk chunks read (a lenient read may find fewer than the header announces)
   TimeDivision division;
   std::vector<std::string> track_names;  ///< one per MTrk chunk: its first track-name event ("" when unnamed)
   std::vector<TempoChange> tempos;       ///< sorted; starts at tick 0 (120 bpm if the file has none there)

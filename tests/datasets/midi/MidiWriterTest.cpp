@@ -266,6 +266,21 @@ TEST(MidiWriter, SmpteDivisionAndSignaturesRoundTrip) {
   EXPECT_NEAR(again.notes[0].end_s, 1.0, 1e-3);  // 2398 ticks / (29.97 * 80)
 }
 
+TEST(MidiWriter, GapsLongerThanTheLargestDeltaAreBridged) {
+  Score s = small_score(480);
+  s.num_tracks = 2;
+  s.track_names = {"", ""};
+  const int64_t far = (int64_t{1} << 29) + 5;  // two maximal deltas and a bit
+  s.notes = {note(60, 100, 0, 0, 10, 1), note(61, 100, 0, far, far + 1, 1)};
+  s.tempos.push_back(TempoChange{far - 3, 250000, 0.0});
+  s.end_tick = far + 1;
+  s.update_times();
+  const std::string bytes = write_midi_bytes(s);
+  const Score again = read_midi_bytes(bytes, "gap.mid");
+  EXPECT_EQ(difference(s, again), "");
+  EXPECT_NE(bytes.find(raw({0xFF, 0xFF, 0xFF, 0x7F, 0xFF, 0x7F, 0x00})), std::string::npos);  // a bridge
+}
+
 TEST(MidiWriter, RejectsValuesTheFormatCannotHold) {
   struct Case {
     std::function<void(Score&)> edit;
@@ -276,13 +291,12 @@ TEST(MidiWriter, RejectsValuesTheFormatCannotHold) {
       {[](Score& s) { s.notes[0].pitch = 128; }, "note 0: pitch 128; expected 0..127"},
       {[](Score& s) { s.notes[0].channel = 16; }, "note 0: channel 16; expected 0..15"},
       {[](Score& s) { s.notes[0].end_tick = -1; }, "note 0: ends at tick -1 before it starts at tick 0"},
-      {[](Score& s) { s.notes[0].start_tick = s.notes[0].end_tick = int64_t{1} << 28; },
-       "a gap of 268435456 ticks before tick 268435456 exceeds the format's largest delta time"},
       {[](Score& s) { s.tempos[0].microseconds_per_quarter = 1 << 24; }, "tempo change 0: microseconds per quarter 16777216"},
       {[](Score& s) { s.time_signatures = {TimeSignature{0, 3, 3}}; }, "time signature 0: denominator 3; expected a power of 2"},
       {[](Score& s) { s.key_signatures = {KeySignature{0, 8, false}}; }, "key signature 0: sharps 8; expected -7..7"},
       {[](Score& s) { s.division.ticks_per_quarter = 0; }, "division of 0 ticks per quarter; expected 1..32767"},
       {[](Score& s) { s.controls = {ControlChange{0, 0.0, 0, 0, 64, 128}}; }, "control change 0: value 128; expected 0..127"},
+      {[](Score& s) { s.end_tick = int64_t{1} << 60; }, "would need more than 134217728 filler events"},
   };
   for (const Case& c : cases) {
     Score s = small_score(480);
