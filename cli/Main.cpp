@@ -66,6 +66,8 @@ int main(int argc, char** argv) {
     return report("data error: ", e.what(), kExitData);
   } catch (const CheckFailed& e) {
     return report("check failed: ", e.what(), kExitCheckFailed);
+  } catch (const PeerFailure& e) {
+    return report("distributed failure: ", e.what(), kExitPeerFailed);
   } catch (const Interrupted& e) {
     return report("interrupted: ", e.what(), kExitInterrupted);
   } catch (const c10::Error& e) {

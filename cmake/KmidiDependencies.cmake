@@ -42,4 +42,16 @@ if(NOT TARGET kmidi_torch)
   target_include_directories(kmidi_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS} ${KMIDI_GLOO_INCLUDE})
   separate_arguments(_kmidi_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   target_compile_options(kmidi_torch INTERFACE ${_kmidi_torch_flags})
+  # LibTorch's c10d headers hide each backend behind a macro that LibTorch's
+  # CMake config does not export; define the ones this LibTorch was built with.
+  target_compile_definitions(kmidi_torch INTERFACE USE_C10D_GLOO)
+  if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
+    # A CUDA LibTorch (e.g. the one inside pip torch) also has ProcessGroupNCCL,
+    # whose header needs nccl.h (pip: nvidia-nccl-cu12's include folder).
+    find_path(KMIDI_NCCL_INCLUDE nccl.h
+      HINTS $ENV{NCCL_ROOT}/include $ENV{NCCL_INCLUDE_DIR} ${CUDAToolkit_INCLUDE_DIRS} ${CUDA_INCLUDE_DIRS}
+      REQUIRED)
+    target_compile_definitions(kmidi_torch INTERFACE USE_C10D_NCCL)
+    target_include_directories(kmidi_torch SYSTEM INTERFACE ${KMIDI_NCCL_INCLUDE})
+  endif()
 endif()

@@ -14,6 +14,7 @@ enum ExitCode : int {
   kExitUsage = 2,        ///< bad command line or configuration
   kExitData = 3,         ///< unreadable or malformed input data, I/O failure
   kExitCheckFailed = 4,  ///< a check ran and failed: validation thresholds, export parity
+  kExitPeerFailed = 5,   ///< another process of a distributed job died, hung or failed
   kExitInterrupted = 130,
 };
 
@@ -33,6 +34,13 @@ class DataError : public std::runtime_error {
 /// A check that ran to completion and said no: dataset validation thresholds,
 /// ONNX parity, registry schema.
 class CheckFailed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Another process of a distributed job died, hung, failed or could not be
+/// reached within the configured timeout. The message names the rank(s).
+class PeerFailure : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };

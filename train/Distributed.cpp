@@ -1,8 +1,11 @@
 #include "train/Distributed.h"
 
+#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "core/Errors.h"
+#include "core/Logging.h"
+#include "train/detail/ProcessGroupContext.h"
 
 namespace kmidi::train {
 
@@ -13,32 +16,39 @@ void DistributedConfig::visit(config::Visitor& v) {
   v.field("backend", backend, config::Spec("collective backend").one_of({"auto", "gloo", "nccl"}));
   v.field("world_size", world_size,
           config::Spec("expected number of processes; 0 accepts the launcher's").non_negative());
-  v.field("timeout_s", timeout_s, config::Spec("collective/rendezvous timeout in seconds").positive());
+  v.field("timeout_s", timeout_s,
+          config::Spec("rendezvous/collective timeout in seconds; a dead or hung rank ends the job within it")
+              .min(1.0));
   v.field("bucket_mb", bucket_mb, config::Spec("gradient bucket size in MiB").positive());
   v.field("find_unused_parameters", find_unused_parameters,
           config::Spec("tolerate parameters that get no gradient in a step"));
-  v.field("master_addr", master_addr, config::Spec("rendezvous host when the launcher sets none"));
-  v.field("master_port", master_port, config::Spec("rendezvous port when the launcher sets none").min(1).max(65535));
+  v.field("master_addr", master_addr,
+          config::Spec("rendezvous host when the launcher sets none (mpirun); empty: 127.0.0.1 on one node"));
+  v.field("master_port", master_port,
+          config::Spec("rendezvous port when the launcher sets none (mpirun, srun)").min(1).max(65535));
+}
+
+c10::Device select_device(const std::string& device, const LaunchEnvironment& launch) {
+  if (device == "cpu") return c10::Device(c10::kCPU);
+  if (device == "cuda") {
+    if (!torch::cuda::is_available()) throw UsageError("run.device is 'cuda' but no CUDA device is available");
+    return c10::Device(c10::kCUDA,
+                       static_cast<c10::DeviceIndex>(cuda_device_index(launch, static_cast<int>(torch::cuda::device_count()))));
+  }
+  if (device == "auto") return select_device(torch::cuda::is_available() ? "cuda" : "cpu", launch);
+  throw UsageError("unknown device '" + device + "'; expected auto, cpu or cuda");
 }
 
 namespace {
 
-c10::Device resolve_device(const std::string& device) {
-  if (device == "cpu") return c10::Device(c10::kCPU);
-  if (device == "cuda") {
-    if (!torch::cuda::is_available()) throw UsageError("run.device is 'cuda' but no CUDA device is available");
-    return c10::Device(c10::kCUDA, 0);
-  }
-  if (device == "auto") {
-    return torch::cuda::is_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  }
-  throw UsageError("unknown device '" + device + "'; expected auto, cpu or cuda");
-}
-
 /// One process, no collectives: every operation is the identity.
 class SingleProcessContext final : public DistributedContext {
  public:
-  explicit SingleProcessContext(c10::Device device) { device_ = device; }
+  SingleProcessContext(c10::Device device, const LaunchEnvironment& launch) {
+    device_ = device;
+    launcher_ = launch.launcher;
+    restart_count_ = launch.restart_count;
+  }
   void all_reduce_sum(std::vector<double>&) override {}
   void broadcast_module(torch::nn::Module&) override {}
   void barrier() override {}
@@ -55,11 +65,38 @@ class SingleProcessContext final : public DistributedContext {
 
 std::shared_ptr<DistributedContext> DistributedContext::create(const DistributedConfig& config,
                                                                const std::string& device) {
-  if (config.world_size > 1) {
-    throw UsageError("distributed.world_size is " + std::to_string(config.world_size) +
-                     " but this process was started without a launcher (world size 1)");
+  const LaunchDefaults defaults{config.master_addr, config.master_port};
+  return create(config, device, detect_launch_environment(process_environment(), defaults));
+}
+
+std::shared_ptr<DistributedContext> DistributedContext::create(const DistributedConfig& config,
+                                                               const std::string& device,
+                                                               const LaunchEnvironment& launch) {
+  check_world_size(launch, config.world_size);
+  const c10::Device chosen = select_device(device, launch);
+  std::string backend = config.backend;
+  if (backend == "auto") backend = chosen.is_cuda() ? "nccl" : "gloo";
+  if (backend == "nccl" && !chosen.is_cuda()) {
+    throw UsageError("distributed.backend is 'nccl' but this process runs on " + chosen.str() +
+                     "; NCCL needs CUDA devices: use backend gloo (or auto) on the CPU");
   }
-  return std::make_shared<SingleProcessContext>(resolve_device(device));
+  if (backend != "gloo" && backend != "nccl") {
+    throw UsageError("distributed.backend '" + backend + "' is unknown; expected auto, gloo or nccl");
+  }
+
+  logging::Options log = logging::options();
+  log.rank = launch.rank;
+  log.world_size = launch.world_size;
+  logging::init(log);
+
+  if (!launch.distributed()) {
+    spdlog::debug("single process ({}) on {}", launch.origin, chosen.str());
+    return std::make_shared<SingleProcessContext>(chosen, launch);
+  }
+  auto context = std::make_shared<detail::ProcessGroupContext>(launch, config, chosen, backend);
+  spdlog::info("distributed: {} processes started by {} ({}), backend {}, this is rank {} on {}",
+               launch.world_size, launch.launcher, launch.origin, backend, launch.rank, chosen.str());
+  return context;
 }
 
 }  // namespace kmidi::train

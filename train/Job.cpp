@@ -57,9 +57,9 @@ std::string run_folder(const JobConfig& job) {
 }
 
 JobRuntime start_job(JobConfig& job, const char* log_file_name) {
-  const ProcessSettings process = configure_process(job.run.threads);
   JobRuntime rt;
   rt.context = DistributedContext::create(job.distributed, job.run.device);
+  const ProcessSettings process = configure_process(job.run.threads, rt.context->local_world_size());
   logging::Options log = logging::options();
   if (!job.run.log_level.empty()) log.level = job.run.log_level;
   log.rank = rt.context->rank();

@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -42,7 +43,7 @@ int available_cores() {
   return hc > 0 ? static_cast<int>(hc) : 1;
 }
 
-ProcessSettings configure_process(int64_t threads) {
+ProcessSettings configure_process(int64_t threads, int local_processes) {
   ProcessSettings s;
   // Large tensors are allocated with mmap by default (and the threshold grows
   // only after frees); each step then pays for fresh zeroed pages. Keeping
@@ -59,7 +60,9 @@ ProcessSettings configure_process(int64_t threads) {
     s.threads = std::atoi(omp);  // launchers (torchrun) set it to share cores between local ranks
     s.threads_from = "OMP_NUM_THREADS";
   } else {
-    s.threads = available_cores();
+    // Launchers other than torchrun leave OMP_NUM_THREADS unset: ranks on one
+    // machine share its cores instead of oversubscribing them.
+    s.threads = std::max(1, available_cores() / std::max(1, local_processes));
     s.threads_from = "available cores";
   }
   at::set_num_threads(s.threads);

@@ -9,17 +9,18 @@ namespace kmidi::train {
 /// What configure_process() set.
 struct ProcessSettings {
   int threads = 0;           ///< intra-op threads in use
-  const char* threads_from;  ///< "run.threads", "OMP_NUM_THREADS" or "available cores"
+  const char* threads_from = "";  ///< "run.threads", "OMP_NUM_THREADS" or "available cores"
   bool malloc_tuned = false;
 };
 
 /// Sets intra-op threads (`threads` > 0, else OMP_NUM_THREADS when set, else
-/// every core this process may run on) and tunes glibc malloc:
+/// the cores this process may run on shared among the `local_processes` of
+/// the job on this machine) and tunes glibc malloc:
 /// M_MMAP_THRESHOLD at its maximum and a large M_TRIM_THRESHOLD, so that the
 /// large activation and gradient buffers freed every step are kept in the
 /// heap and reused instead of being unmapped and mapped again (page faults
 /// and zeroing on every step). Call once at the start of a job.
-ProcessSettings configure_process(int64_t threads);
+ProcessSettings configure_process(int64_t threads, int local_processes = 1);
 
 /// Number of CPU cores this process may run on (its affinity mask).
 int available_cores();

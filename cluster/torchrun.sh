@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Starts kmidi on this node under torchrun: one process per GPU, a static
+# rendezvous at MASTER_ADDR:MASTER_PORT, and whole-job restarts after a
+# failure (each restart resumes from the newest checkpoint with run.resume=auto).
+#
+#   cluster/torchrun.sh train --config configs/generator.yaml run.resume=auto
+#   cluster/torchrun.sh --dry-run train ...     # print the torchrun command only
+#
+# On several nodes run it once per node with the same MASTER_ADDR (node 0's
+# address) and MASTER_PORT, KMIDI_NNODES, and each node's KMIDI_NODE_RANK.
+#
+# Environment [default]:
+#   KMIDI_BIN               the kmidi binary [build/kmidi of this checkout]
+#   KMIDI_NNODES            number of nodes [1]
+#   KMIDI_NODE_RANK         this node's index, 0 .. KMIDI_NNODES-1 [0]
+#   KMIDI_NPROC_PER_NODE    processes on this node [number of GPUs, else 1]
+#   MASTER_ADDR             node 0's address [127.0.0.1]
+#   MASTER_PORT             rendezvous port, free on node 0 [29500]
+#   KMIDI_MAX_RESTARTS      restarts of the whole job after a failure [3]
+#   KMIDI_MONITOR_INTERVAL  seconds between torchrun's checks of its workers [1]
+#   TORCHRUN                the torchrun program [/usr/bin/torchrun, else torchrun on PATH]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DRY_RUN=0
+if [ "${1:-}" = "--dry-run" ]; then DRY_RUN=1; shift; fi
+if [ "${1:-}" = "--" ]; then shift; fi
+if [ $# -eq 0 ]; then
+  echo "usage: cluster/torchrun.sh [--dry-run] <kmidi arguments>, e.g. train --config configs/generator.yaml" >&2
+  exit 2
+fi
+
+gpus() {
+  if command -v nvidia-smi >/dev/null 2>&1; then nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true; else echo 0; fi
+}
+
+KMIDI_BIN=${KMIDI_BIN:-$ROOT/build/kmidi}
+NNODES=${KMIDI_NNODES:-1}
+NODE_RANK=${KMIDI_NODE_RANK:-0}
+NPROC=${KMIDI_NPROC_PER_NODE:-$(gpus)}
+if [ "$NPROC" -lt 1 ]; then NPROC=1; fi
+if [ -z "${TORCHRUN:-}" ]; then
+  # Debian's torchrun lives in /usr/bin; a python3 earlier on PATH may not see Debian's torch.
+  if [ -x /usr/bin/torchrun ]; then TORCHRUN=/usr/bin/torchrun; else TORCHRUN=torchrun; fi
+fi
+
+COMMAND=(
+  "$TORCHRUN"
+  --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC"
+  --master_addr "${MASTER_ADDR:-127.0.0.1}" --master_port "${MASTER_PORT:-29500}"
+  --max_restarts "${KMIDI_MAX_RESTARTS:-3}" --monitor_interval "${KMIDI_MONITOR_INTERVAL:-1}"
+  # Debian's torchrun 1.13 crashes under Python 3.11 with the default
+  # redirects (Std.from_str returns None); redirecting and teeing stderr avoids it.
+  --redirects 2 --tee 2
+  --no_python "$KMIDI_BIN" "$@"
+)
+
+if [ "$DRY_RUN" = 1 ]; then
+  printf '%q ' "${COMMAND[@]}"
+  echo
+  exit 0
+fi
+exec "${COMMAND[@]}"

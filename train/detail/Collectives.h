@@ -1,0 +1,84 @@
+#pragma once
+// The multi-process machinery behind DistributedContext: the rendezvous store,
+// the c10d process group (Gloo or NCCL) and the watchdog, with collectives
+// whose waits end in PeerFailure instead of hanging. Private to train/.
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/util/intrusive_ptr.h>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+
+#include <memory>
+#include <string>
+
+#include "core/TorchCompat.h"
+#include "train/DistributedEnv.h"
+#include "train/detail/Watchdog.h"
+
+namespace c10d {
+class Store;
+}
+
+namespace kmidi::train::detail {
+
+class Collectives {
+ public:
+  /// Connects to (or, on rank 0 without torchrun's agent, hosts) the TCPStore
+  /// at the launch's master address, waits until every rank has joined
+  /// (PeerFailure listing the missing ranks after the timeout), builds the
+  /// process group of `backend` ("gloo" or "nccl") and starts the watchdog.
+  Collectives(const LaunchEnvironment& launch, const std::string& backend, c10::Device device,
+              double timeout_s);
+  /// A clean shutdown unless a failure was seen or an exception is unwinding:
+  /// then the process group and the store are abandoned, never waited for.
+  ~Collectives();
+  Collectives(const Collectives&) = delete;
+  Collectives& operator=(const Collectives&) = delete;
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  const std::string& backend() const { return backend_; }
+  /// Where tensors handed to the collectives must live: the CPU for Gloo,
+  /// the process's GPU for NCCL.
+  c10::Device comm_device() const { return comm_device_; }
+
+  /// Starts a sum all-reduce of a dense contiguous tensor, in place.
+  c10::intrusive_ptr<c10d::Work> all_reduce(at::Tensor& tensor);
+  /// Starts a broadcast of `tensor` from rank `root`, in place.
+  c10::intrusive_ptr<c10d::Work> broadcast(at::Tensor& tensor, int root);
+  /// Waits for `work`. Throws PeerFailure naming the rank when a peer died,
+  /// hung or aborted, or when the collective failed or timed out. `what`
+  /// names the collective in messages ("gradient bucket 3").
+  void wait(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what);
+  /// Throws PeerFailure if a failure has been seen.
+  void check_healthy();
+
+  /// Records `reason` as this rank's failure and tells the other ranks (bounded wait).
+  void abort(const std::string& reason);
+
+ private:
+  void connect_store(const LaunchEnvironment& launch);
+  void join(const LaunchEnvironment& launch);
+  void create_group(c10::Device device);
+  [[noreturn]] void fail_collective(const std::string& what, const std::string& error);
+  /// Records `message` as this rank's failure and posts it for the other ranks, once.
+  void fail_locally(const std::string& message);
+  void post_abort(const std::string& message);
+  bool has_failure() const;
+  void shutdown();
+  void abandon();
+
+  int rank_ = 0, world_size_ = 1;
+  std::string backend_;
+  c10::Device comm_device_{c10::kCPU};
+  FailureTimings timings_;
+  bool hosts_store_ = false;
+  std::string store_owner_;  ///< "rank 0 at host:port" or "torchrun's agent at host:port"
+  c10::intrusive_ptr<c10d::Store> store_;           ///< this attempt's prefix, for the training thread
+  c10::intrusive_ptr<c10d::Store> server_;          ///< the TCPStore that serves (rank 0 without agent)
+  c10::intrusive_ptr<compat::CollectiveBackend> group_;
+  std::unique_ptr<Watchdog> watchdog_;
+  bool aborted_ = false;
+};
+
+}  // namespace kmidi::train::detail
