@@ -31,6 +31,9 @@
 namespace torch::nn {
 class Module;
 }
+namespace kmidi::onnx {
+class ModelBuilder;
+}
 
 namespace kmidi::train {
 
@@ -58,6 +61,32 @@ struct TaskContext {
   int rank = 0;
   int world_size = 1;
   uint64_t seed = 0;
+};
+
+/// One ONNX graph that a task's trained model exports to, with what the
+/// export pipeline needs to prove the file computes what the model computes.
+/// The emission lives beside the model's LibTorch definition (models/); a
+/// task only binds it to its trained model and data.
+struct GraphExport {
+  /// File name suffix: "" for the main graph, e.g. "incremental" or "legacy".
+  std::string suffix;
+  std::string description;
+  /// Adds the graph's inputs, nodes and outputs (outputs in contract order).
+  std::function<void(onnx::ModelBuilder& builder)> emit;
+  /// Inputs for one parity run: `batch` items, `length` along the sequence or
+  /// frames axis (ignored where the graph has none), reproducible from `seed`.
+  std::function<data::NamedTensors(int64_t batch, int64_t length, uint64_t seed)> sample_inputs;
+  /// LibTorch's outputs for `inputs` (eval mode, fp32), named and ordered as
+  /// the graph's outputs.
+  std::function<data::NamedTensors(const data::NamedTensors& inputs)> reference;
+  /// (batch, length) pairs that the parity check runs.
+  std::vector<std::pair<int64_t, int64_t>> parity_shapes;
+  /// Extra metadata_props, e.g. the tokenizer's JSON and each special id.
+  std::map<std::string, std::string> metadata;
+  /// The registry entry's task (../shared/CONTRACTS.md), e.g. "melody_generation".
+  std::string registry_task;
+  int64_t registry_input_size = 0;   ///< 1..128, as the registry schema requires
+  int64_t registry_output_size = 0;  ///< 1..128
 };
 
 class Task {
@@ -101,6 +130,10 @@ class Task {
 
   /// The unit of Batch::throughput_units, e.g. "tokens" or "samples".
   virtual std::string throughput_unit() const = 0;
+
+  /// The ONNX graphs of the model in its current state; empty when the
+  /// family has no export. Called after the trainer loaded the weights.
+  virtual std::vector<GraphExport> graphs() { return {}; }
 };
 
 /// How to build one task: its config sections and the task from them.
