@@ -1,6 +1,9 @@
 #include "train/Tasks.h"
 
+#include <memory>
 #include <mutex>
+
+#include "train/tasks/MidiGeneratorTask.h"
 
 namespace kmidi::train {
 namespace {
@@ -8,8 +11,11 @@ namespace {
 /// Adds each model family under the name a job config's `task:` key uses:
 ///   registry.add<FamilyJobSections>("family_name", "one-line description",
 ///       [](FamilyJobSections& sections, const TaskContext& context) { return std::make_unique<FamilyTask>(...); });
-/// No family implements train::Task on this branch yet; each adds its line here.
-void register_builtin_tasks(TaskRegistry& registry) { (void)registry; }
+void register_builtin_tasks(TaskRegistry& registry) {
+  registry.add<MidiGeneratorJobConfig>(
+      "midi_generator", "decoder-only transformer over MIDI tokens, conditioned on a 64-d emotion vector",
+      [](MidiGeneratorJobConfig& c, const TaskContext& context) { return std::make_unique<MidiGeneratorTask>(c, context); });
+}
 
 }  // namespace
 

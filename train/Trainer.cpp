@@ -495,6 +495,8 @@ void Trainer::open_epoch() {
   for (int64_t j = state_.position.step_in_epoch; j < sampler_->steps_per_epoch(); ++j) {
     for (auto& micro : sampler_->rank_micro_batches(batches[static_cast<size_t>(j)])) requests.push_back(std::move(micro));
   }
+  // Before the loader thread starts, so that every batch of the epoch sees it.
+  train_data_->set_epoch(state_.position.epoch);
   loader_ = std::make_unique<DataLoader>(train_data_, std::move(requests), config_.prefetch);
 }
 
