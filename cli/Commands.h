@@ -22,6 +22,9 @@ void add_config_args(CLI::App& cmd, ConfigArgs& args, bool config_required = tru
 
 void register_version(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_train(CLI::App& app);
+void register_evaluate(CLI::App& app);
+void register_generate(CLI::App& app);
 void register_onnx(CLI::App& app);
 void register_registry(CLI::App& app);
 void register_prepare(CLI::App& app);

@@ -3,6 +3,9 @@
 // Debian's LibTorch 1.13 (CPU) and against LibTorch 2.x with CUDA (the one in a
 // pip torch wheel). Code elsewhere calls these helpers, never #if on versions.
 
+#include <ATen/autocast_mode.h>
+#include <c10/core/DeviceType.h>
+#include <c10/core/ScalarType.h>
 #include <torch/version.h>
 
 #define KMIDI_TORCH_AT_LEAST(major, minor) \
@@ -23,5 +26,42 @@ using CollectiveBackend = c10d::Backend;
 #else
 using CollectiveBackend = c10d::ProcessGroup;
 #endif
+
+/// Turns autocast on or off for one device type (CPU or CUDA) in this thread.
+inline void set_autocast_enabled(c10::DeviceType device, bool enabled) {
+#if KMIDI_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_enabled(device, enabled);
+#else
+  if (device == c10::DeviceType::CUDA) at::autocast::set_enabled(enabled);
+  else at::autocast::set_cpu_enabled(enabled);
+#endif
+}
+
+inline bool is_autocast_enabled(c10::DeviceType device) {
+#if KMIDI_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
+}
+
+/// The lower-precision type autocast casts to on `device`.
+inline void set_autocast_dtype(c10::DeviceType device, c10::ScalarType dtype) {
+#if KMIDI_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_dtype(device, dtype);
+#else
+  if (device == c10::DeviceType::CUDA) at::autocast::set_autocast_gpu_dtype(dtype);
+  else at::autocast::set_autocast_cpu_dtype(dtype);
+#endif
+}
+
+inline c10::ScalarType autocast_dtype(c10::DeviceType device) {
+#if KMIDI_TORCH_AT_LEAST(2, 4)
+  return at::autocast::get_autocast_dtype(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
+                                         : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
 
 }  // namespace kmidi::compat

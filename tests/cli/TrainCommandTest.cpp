@@ -1,0 +1,60 @@
+// The `kmidi train` and `kmidi evaluate` commands as a user runs them. The
+// product registers no test fixture, so these cover the command line and its
+// errors; the jobs themselves are tested through train::run_training.
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "core/Files.h"
+#include "tests/support/TestSupport.h"
+
+namespace kmidi::cli {
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string output;
+};
+
+Result kmidi(const std::string& args) {
+  const std::string command = test::shell_quote(KMIDI_CLI) + " " + args + " 2>&1";
+  Result r;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return r;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) r.output.append(buf, n);
+  const int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(TrainCommand, TrainRejectsAnUnknownTaskWithExitCode2) {
+  const std::string dir = test::scratch_dir("cli_unknown");
+  files::write_atomic(dir + "/job.yaml", "task: no_such_task\nrun: {name: a}\ntrain: {max_steps: 5}\n");
+  const Result r = kmidi("train --config " + dir + "/job.yaml");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("config error: " + dir + "/job.yaml: task: unknown task 'no_such_task'"), std::string::npos)
+      << r.output;
+}
+
+TEST(TrainCommand, TrainAndEvaluateHelpListTheirOptions) {
+  const Result train = kmidi("train --help");
+  EXPECT_EQ(train.code, 0);
+  for (const char* opt : {"--config", "--print-config", "overrides"}) EXPECT_NE(train.output.find(opt), std::string::npos) << opt;
+  const Result eval = kmidi("evaluate --help");
+  EXPECT_EQ(eval.code, 0);
+  for (const char* opt : {"--checkpoint", "--split", "--predictions", "--raw-weights", "--print-config"}) {
+    EXPECT_NE(eval.output.find(opt), std::string::npos) << opt;
+  }
+  const std::string dir = test::scratch_dir("cli_eval");
+  files::write_atomic(dir + "/job.yaml", "task: x\n");
+  const Result missing = kmidi("evaluate --config " + dir + "/job.yaml");
+  EXPECT_EQ(missing.code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("--checkpoint is required"), std::string::npos) << missing.output;
+}
+
+}  // namespace
+}  // namespace kmidi::cli

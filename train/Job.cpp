@@ -1,0 +1,218 @@
+#include "train/Job.h"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "core/Errors.h"
+#include "core/Files.h"
+#include "core/Logging.h"
+#include "core/Strings.h"
+#include "train/Checkpoint.h"
+#include "train/Ema.h"
+#include "train/Runtime.h"
+
+namespace fs = std::filesystem;
+
+namespace kmidi::train {
+
+void JobConfig::visit(config::Visitor& v) {
+  v.field("task", task, config::Spec("the model family to train, by registered name").required());
+  v.field("data_root", data_root,
+          config::Spec("folder that data paths resolve against (default: KMIDI_DATA_ROOT, else the config's folder)"));
+  v.section("run", run);
+  v.section("train", train);
+  v.section("distributed", distributed);
+  if (task_config) task_config->visit(v);  // the task's sections sit at the top level
+}
+
+std::unique_ptr<JobConfig> load_job_config(const std::string& file, const std::vector<std::string>& overrides,
+                                           const TaskRegistry& registry) {
+  config::Document doc = config::Document::load_file(file);
+  doc.apply_overrides(overrides);
+  const auto task = doc.top_level_string("task");
+  if (!task) {
+    const auto names = registry.names();
+    throw config::ConfigError(file + ": task: missing required key; registered tasks: " +
+                              (names.empty() ? std::string("none") : strings::join(names, ", ")));
+  }
+  const TaskEntry& entry = [&]() -> const TaskEntry& {
+    try {
+      return registry.at(*task);
+    } catch (const config::ConfigError& e) {
+      throw config::ConfigError(file + ": " + e.what());
+    }
+  }();
+  auto job = std::make_unique<JobConfig>();
+  job->task_config = entry.make_config();
+  doc.read_into(*job);
+  return job;
+}
+
+std::string run_folder(const JobConfig& job) {
+  return (fs::path(job.run.output_dir.str()) / job.run.name).lexically_normal().string();
+}
+
+JobRuntime start_job(JobConfig& job, const char* log_file_name) {
+  JobRuntime rt;
+  rt.context = DistributedContext::create(job.distributed, job.run.device);
+  const ProcessSettings process = configure_process(job.run.threads, rt.context->local_world_size());
+  logging::Options log = logging::options();
+  if (!job.run.log_level.empty()) log.level = job.run.log_level;
+  log.rank = rt.context->rank();
+  log.world_size = rt.context->world_size();
+  logging::init(log);
+  rt.run_dir = run_folder(job);
+  rt.config_yaml = config::to_yaml(job);
+  if (rt.context->is_main()) {
+    files::ensure_dir(rt.run_dir);
+    if (log_file_name) logging::add_file(rt.run_dir + "/" + log_file_name);
+  }
+  // Log files are tailed while a run goes on: flush them every few seconds.
+  spdlog::flush_every(std::chrono::seconds(3));
+  spdlog::debug("{} intra-op threads (from {}), malloc tuned: {}", process.threads, process.threads_from,
+                process.malloc_tuned);
+  return rt;
+}
+
+std::unique_ptr<Task> make_task(JobConfig& job, const TaskRegistry& registry, const DistributedContext& context) {
+  torch::manual_seed(static_cast<uint64_t>(job.train.seed));
+  TaskContext tc;
+  tc.device = context.device();
+  tc.rank = context.rank();
+  tc.world_size = context.world_size();
+  tc.seed = static_cast<uint64_t>(job.train.seed);
+  std::unique_ptr<Task> task = registry.at(job.task).make_task(*job.task_config, tc);
+  task->model().to(context.device());
+  return task;
+}
+
+namespace {
+
+int64_t count_parameters(torch::nn::Module& model, bool trainable_only) {
+  int64_t n = 0;
+  for (const auto& p : model.parameters()) {
+    if (!trainable_only || p.requires_grad()) n += p.numel();
+  }
+  return n;
+}
+
+}  // namespace
+
+namespace {
+
+/// Flushes the log (files included) when a job ends, however it ends.
+struct FlushLogOnExit {
+  ~FlushLogOnExit() { spdlog::default_logger()->flush(); }
+};
+
+}  // namespace
+
+TrainResult run_training(JobConfig& job, const TaskRegistry& registry) {
+  FlushLogOnExit flush;
+  JobRuntime rt = start_job(job, "train.log");
+  if (rt.context->is_main()) files::write_atomic(rt.run_dir + "/config.yaml", rt.config_yaml);
+  std::unique_ptr<Task> task = make_task(job, registry, *rt.context);
+
+  TrainerOptions options;
+  options.run_dir = rt.run_dir;
+  options.resume = job.run.resume;
+  options.tensorboard = job.run.tensorboard;
+  options.task_name = job.task;
+  options.config_yaml = rt.config_yaml;
+  Trainer trainer(*task, job.train, options, rt.context);
+
+  const int64_t params = count_parameters(task->model(), false);
+  spdlog::info("kmidi train: task {} | {} parameters ({} trainable) | device {} | world size {} ({}) | "
+               "global batch {} ({} x {} x {}) | {} threads | run {}",
+               job.task, params, count_parameters(task->model(), true), rt.context->device().str(),
+               rt.context->world_size(), rt.context->launcher(), job.train.batch_size, rt.context->world_size(),
+               job.train.grad_accumulation,
+               job.train.batch_size / (rt.context->world_size() * job.train.grad_accumulation), at::get_num_threads(),
+               rt.run_dir);
+  return trainer.fit();
+}
+
+EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, const EvaluateOptions& options) {
+  FlushLogOnExit flush;
+  if (options.checkpoint.empty()) throw UsageError("evaluate: --checkpoint is required");
+  const Split split = parse_split(options.split);
+  JobRuntime rt = start_job(job, nullptr);
+  std::unique_ptr<Task> task = make_task(job, registry, *rt.context);
+
+  CheckpointFile file(options.checkpoint);
+  const auto meta = nlohmann::json::parse(file.bytes(checkpoint_section::kMeta), nullptr, false);
+  if (meta.is_discarded() || !meta.is_object()) throw DataError(options.checkpoint + ": meta.json is not a JSON object");
+  const std::string saved_task = meta.value("task", std::string());
+  if (saved_task != job.task) {
+    throw UsageError(options.checkpoint + ": the checkpoint was trained for task '" + saved_task +
+                     "', the config selects task '" + job.task + "'");
+  }
+  task->check_artifacts(file.artifacts());
+  NamedTensorList target;
+  for (const auto& item : task->model().named_parameters(true)) target.emplace_back(item.key(), item.value());
+  for (const auto& item : task->model().named_buffers(true)) target.emplace_back(item.key(), item.value());
+  load_named_tensors(file.tensors(checkpoint_section::kModel), target, options.checkpoint + ": model");
+
+  EvaluateOutcome outcome;
+  outcome.checkpoint_step = meta.value("step", int64_t{0});
+  if (options.use_ema && file.has(checkpoint_section::kEma)) {
+    NamedTensorList params;
+    for (const auto& item : task->model().named_parameters(true)) params.emplace_back(item.key(), item.value());
+    load_named_tensors(file.tensors(checkpoint_section::kEma), params, options.checkpoint + ": ema");
+    outcome.used_ema = true;
+  }
+
+  outcome.output_dir = rt.run_dir + "/eval/" + options.split + "-step" + std::to_string(outcome.checkpoint_step);
+  if (rt.context->is_main()) {
+    files::ensure_dir(outcome.output_dir);
+    logging::add_file(outcome.output_dir + "/evaluate.log");
+    files::write_atomic(outcome.output_dir + "/config.yaml", rt.config_yaml);
+  }
+  std::shared_ptr<const data::Dataset> dataset = task->dataset(split);
+  if (!dataset) throw UsageError(std::string("the task has no ") + split_name(split) + " data for this config");
+
+  std::string predictions = options.predictions;
+  if (predictions.empty() && !dataset->has_targets()) predictions = outcome.output_dir + "/predictions.jsonl";
+  if (!predictions.empty() && rt.context->distributed()) {
+    predictions += ".rank" + std::to_string(rt.context->rank());  // shards in rank order = dataset order
+  }
+  std::unique_ptr<PredictionWriter> writer;
+  if (!predictions.empty()) writer = std::make_unique<PredictionWriter>(predictions);
+
+  EvaluationSettings settings;
+  settings.batch_size = job.train.eval_batch_size > 0
+                            ? job.train.eval_batch_size
+                            : std::max<int64_t>(1, job.train.batch_size / job.train.grad_accumulation);
+  settings.prefetch = job.train.prefetch;
+  settings.precision = resolve_precision(job.train.precision, rt.context->device());
+  spdlog::info("evaluating {} ({} items) with {} (step {}{})", split_name(split), dataset->size(), options.checkpoint,
+               outcome.checkpoint_step, outcome.used_ema ? ", EMA weights" : "");
+  outcome.result = evaluate_split(*task, split, *rt.context, settings, writer.get());
+  if (writer) {
+    writer->finish();
+    outcome.predictions_path = writer->path();
+    spdlog::info("wrote {} predictions to {}", writer->rows(), writer->path());
+  }
+  if (!outcome.result.labelled) {
+    spdlog::info("the {} split has no targets: metrics skipped, predictions written", split_name(split));
+  }
+  if (rt.context->is_main()) {
+    nlohmann::ordered_json j;
+    j["checkpoint"] = options.checkpoint;
+    j["step"] = outcome.checkpoint_step;
+    j["split"] = split_name(split);
+    j["labelled"] = outcome.result.labelled;
+    j["items"] = outcome.result.items;
+    j["ema"] = outcome.used_ema;
+    j["metrics"] = outcome.result.metrics;
+    if (!outcome.predictions_path.empty()) j["predictions"] = outcome.predictions_path;
+    files::write_atomic(outcome.output_dir + "/metrics.json", j.dump(2) + "\n");
+  }
+  return outcome;
+}
+
+}  // namespace kmidi::train

@@ -1,0 +1,94 @@
+#include "train/Runtime.h"
+
+#include <ATen/Parallel.h>
+#include <malloc.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+namespace kmidi::train {
+namespace {
+
+std::atomic<int> g_signals{0};
+std::atomic<int> g_signal_number{0};
+
+void on_stop_signal(int sig) {
+  const int count = g_signals.fetch_add(1) + 1;
+  g_signal_number.store(sig);
+  if (count == 1) {
+    const char msg[] = "\nkmidi: stop requested; finishing the current step and saving a checkpoint "
+                       "(send the signal again to abort without saving)\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+  } else {
+    const char msg[] = "\nkmidi: second stop signal; aborting without saving\n";
+    (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
+    ::_exit(130);
+  }
+}
+
+}  // namespace
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  const unsigned hc = std::thread::hardware_concurrency();
+  return hc > 0 ? static_cast<int>(hc) : 1;
+}
+
+ProcessSettings configure_process(int64_t threads, int local_processes) {
+  ProcessSettings s;
+  // Large tensors are allocated with mmap by default (and the threshold grows
+  // only after frees); each step then pays for fresh zeroed pages. Keeping
+  // them in the heap and not trimming it lets malloc hand the same memory
+  // back next step. 32 MiB is glibc's maximum mmap threshold on 64-bit hosts.
+  const bool mmap_ok = ::mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1;
+  const bool trim_ok = ::mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1;
+  s.malloc_tuned = mmap_ok && trim_ok;
+
+  if (threads > 0) {
+    s.threads = static_cast<int>(threads);
+    s.threads_from = "run.threads";
+  } else if (const char* omp = std::getenv("OMP_NUM_THREADS"); omp && std::atoi(omp) > 0) {
+    s.threads = std::atoi(omp);  // launchers (torchrun) set it to share cores between local ranks
+    s.threads_from = "OMP_NUM_THREADS";
+  } else {
+    // Launchers other than torchrun leave OMP_NUM_THREADS unset: ranks on one
+    // machine share its cores instead of oversubscribing them.
+    s.threads = std::max(1, available_cores() / std::max(1, local_processes));
+    s.threads_from = "available cores";
+  }
+  at::set_num_threads(s.threads);
+  return s;
+}
+
+StopSignals::StopSignals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &action, &previous_int_);
+  ::sigaction(SIGTERM, &action, &previous_term_);
+}
+
+StopSignals::~StopSignals() {
+  ::sigaction(SIGINT, &previous_int_, nullptr);
+  ::sigaction(SIGTERM, &previous_term_, nullptr);
+}
+
+bool StopSignals::requested() { return g_signals.load() > 0; }
+int StopSignals::signal_number() { return g_signal_number.load(); }
+void StopSignals::request() { g_signals.fetch_add(1); }
+void StopSignals::reset() {
+  g_signals.store(0);
+  g_signal_number.store(0);
+}
+
+}  // namespace kmidi::train

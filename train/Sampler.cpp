@@ -1,0 +1,151 @@
+#include "train/Sampler.h"
+
+#include <algorithm>
+#include <numeric>
+#include <string>
+
+#include "core/Errors.h"
+
+namespace kmidi::train {
+
+uint64_t SplitMix64::next() {
+  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t SplitMix64::below(uint64_t bound) {
+  // Lemire, "Fast Random Integer Generation in an Interval" (2019).
+  uint64_t x = next();
+  __uint128_t m = static_cast<__uint128_t>(x) * bound;
+  uint64_t low = static_cast<uint64_t>(m);
+  if (low < bound) {
+    const uint64_t threshold = (0 - bound) % bound;
+    while (low < threshold) {
+      x = next();
+      m = static_cast<__uint128_t>(x) * bound;
+      low = static_cast<uint64_t>(m);
+    }
+  }
+  return static_cast<uint64_t>(m >> 64);
+}
+
+uint64_t mix_seed(uint64_t a, uint64_t b, uint64_t c) {
+  SplitMix64 g(a);
+  uint64_t h = g.next() ^ (b * 0xD6E8FEB86659FD93ull);
+  SplitMix64 g2(h);
+  h = g2.next() ^ (c * 0x9E3779B97F4A7C15ull);
+  SplitMix64 g3(h);
+  return g3.next();
+}
+
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  SplitMix64 g(seed);
+  for (int64_t i = n - 1; i > 0; --i) {
+    const auto j = static_cast<int64_t>(g.below(static_cast<uint64_t>(i + 1)));
+    std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(j)]);
+  }
+  return order;
+}
+
+TrainSampler::TrainSampler(int64_t dataset_size, SamplerOptions options, std::vector<int64_t> item_costs)
+    : size_(dataset_size), options_(options), costs_(std::move(item_costs)) {
+  const int64_t ranks_x_steps = static_cast<int64_t>(options_.world_size) * options_.micro_steps;
+  if (options_.world_size < 1 || options_.rank < 0 || options_.rank >= options_.world_size) {
+    throw UsageError("sampler: rank " + std::to_string(options_.rank) + " is outside world size " +
+                     std::to_string(options_.world_size));
+  }
+  if (options_.micro_steps < 1 || options_.global_batch < 1 || options_.global_batch % ranks_x_steps != 0) {
+    throw UsageError("train.batch_size " + std::to_string(options_.global_batch) +
+                     " must be a multiple of world size " + std::to_string(options_.world_size) +
+                     " x train.grad_accumulation " + std::to_string(options_.micro_steps) + " = " +
+                     std::to_string(ranks_x_steps));
+  }
+  if (size_ <= 0) throw UsageError("sampler: the training data has no items");
+  micro_ = options_.global_batch / ranks_x_steps;
+  steps_per_epoch_ = options_.drop_last ? size_ / options_.global_batch
+                                        : (size_ + options_.global_batch - 1) / options_.global_batch;
+  if (steps_per_epoch_ == 0) {
+    throw UsageError("train.drop_last is on but the training data has " + std::to_string(size_) +
+                     " items, fewer than one batch of train.batch_size " + std::to_string(options_.global_batch));
+  }
+  if (options_.bucket_batches > 0 && static_cast<int64_t>(costs_.size()) != size_) {
+    throw UsageError("train.bucket_batches needs one cost per item; got " + std::to_string(costs_.size()) +
+                     " costs for " + std::to_string(size_) + " items");
+  }
+}
+
+std::vector<std::vector<int64_t>> TrainSampler::epoch_batches(int64_t epoch) const {
+  const uint64_t epoch_seed = mix_seed(options_.seed, static_cast<uint64_t>(epoch), 0x5A4D);
+  std::vector<int64_t> order;
+  if (options_.shuffle) {
+    order = seeded_permutation(size_, epoch_seed);
+  } else {
+    order.resize(static_cast<size_t>(size_));
+    std::iota(order.begin(), order.end(), int64_t{0});
+  }
+  const int64_t B = options_.global_batch;
+  const int64_t needed = steps_per_epoch_ * B;
+  std::vector<int64_t> items(static_cast<size_t>(needed));
+  for (int64_t i = 0; i < needed; ++i) items[static_cast<size_t>(i)] = order[static_cast<size_t>(i % size_)];
+
+  std::vector<std::vector<int64_t>> batches(static_cast<size_t>(steps_per_epoch_));
+  if (options_.bucket_batches > 0) {
+    // Sort each window by cost (longest first), cut it into batches, then
+    // shuffle the batches of the whole epoch so that costs do not trend.
+    const int64_t window = options_.bucket_batches * B;
+    for (int64_t start = 0; start < needed; start += window) {
+      const auto first = items.begin() + start;
+      const auto last = items.begin() + std::min(needed, start + window);
+      std::stable_sort(first, last, [&](int64_t a, int64_t b) {
+        return costs_[static_cast<size_t>(a)] > costs_[static_cast<size_t>(b)];
+      });
+    }
+  }
+  for (int64_t j = 0; j < steps_per_epoch_; ++j) {
+    batches[static_cast<size_t>(j)].assign(items.begin() + j * B, items.begin() + (j + 1) * B);
+  }
+  if (options_.bucket_batches > 0 && options_.shuffle) {
+    SplitMix64 g(mix_seed(epoch_seed, 0xB0C4E7));
+    for (int64_t i = steps_per_epoch_ - 1; i > 0; --i) {
+      const auto k = static_cast<int64_t>(g.below(static_cast<uint64_t>(i + 1)));
+      std::swap(batches[static_cast<size_t>(i)], batches[static_cast<size_t>(k)]);
+    }
+  }
+  return batches;
+}
+
+std::vector<std::vector<int64_t>> TrainSampler::rank_micro_batches(const std::vector<int64_t>& global_batch) const {
+  if (static_cast<int64_t>(global_batch.size()) != options_.global_batch) {
+    throw std::logic_error("rank_micro_batches: got " + std::to_string(global_batch.size()) + " items, expected " +
+                           std::to_string(options_.global_batch));
+  }
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(options_.micro_steps));
+  for (int64_t m = 0; m < options_.micro_steps; ++m) {
+    const int64_t begin = (m * options_.world_size + options_.rank) * micro_;
+    out[static_cast<size_t>(m)].assign(global_batch.begin() + begin, global_batch.begin() + begin + micro_);
+  }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> evaluation_batches(int64_t dataset_size, int64_t batch_size, int rank,
+                                                     int world_size) {
+  if (batch_size < 1) throw UsageError("evaluation batch size must be positive, got " + std::to_string(batch_size));
+  if (world_size < 1 || rank < 0 || rank >= world_size) {
+    throw UsageError("evaluation: rank " + std::to_string(rank) + " is outside world size " + std::to_string(world_size));
+  }
+  const int64_t begin = dataset_size * rank / world_size;
+  const int64_t end = dataset_size * (rank + 1) / world_size;
+  std::vector<std::vector<int64_t>> batches;
+  for (int64_t i = begin; i < end; i += batch_size) {
+    std::vector<int64_t> b;
+    for (int64_t k = i; k < std::min(end, i + batch_size); ++k) b.push_back(k);
+    batches.push_back(std::move(b));
+  }
+  return batches;
+}
+
+}  // namespace kmidi::train

@@ -1,0 +1,29 @@
+#include "train/Tasks.h"
+
+#include <memory>
+#include <mutex>
+
+#include "train/tasks/MidiGeneratorTask.h"
+
+namespace kmidi::train {
+namespace {
+
+/// Adds each model family under the name a job config's `task:` key uses:
+///   registry.add<FamilyJobSections>("family_name", "one-line description",
+///       [](FamilyJobSections& sections, const TaskContext& context) { return std::make_unique<FamilyTask>(...); });
+void register_builtin_tasks(TaskRegistry& registry) {
+  registry.add<MidiGeneratorJobConfig>(
+      "midi_generator", "decoder-only transformer over MIDI tokens, conditioned on a 64-d emotion vector",
+      [](MidiGeneratorJobConfig& c, const TaskContext& context) { return std::make_unique<MidiGeneratorTask>(c, context); });
+}
+
+}  // namespace
+
+const TaskRegistry& builtin_tasks() {
+  static TaskRegistry registry;
+  static std::once_flag once;
+  std::call_once(once, [] { register_builtin_tasks(registry); });
+  return registry;
+}
+
+}  // namespace kmidi::train

@@ -1,0 +1,731 @@
+#include "train/Trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstring>
+#include <map>
+
+#include "core/Errors.h"
+#include "core/Files.h"
+#include "core/Progress.h"
+#include "core/Strings.h"
+#include "train/Checkpoint.h"
+#include "train/DataLoader.h"
+#include "train/Ema.h"
+#include "train/MetricsLog.h"
+#include "train/Runtime.h"
+#include "train/TensorBoard.h"
+
+namespace kmidi::train {
+
+TrainingObserver::~TrainingObserver() = default;
+
+namespace {
+
+NamedTensorList model_tensors(torch::nn::Module& model) {
+  NamedTensorList out;
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  for (const auto& item : model.named_buffers(/*recurse=*/true)) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
+std::string format_metrics(const MetricValues& metrics) {
+  std::string text;
+  for (const auto& [name, value] : metrics) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%s %.6g", text.empty() ? "" : " | ", name.c_str(), value);
+    text += buf;
+  }
+  return text;
+}
+
+/// "nan", "inf", "-inf" or %g: NaN signs and payloads vary by platform and mean nothing here.
+std::string format_value(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+void add_sum(MetricSums& sums, const std::string& name, const at::Tensor& value) {
+  for (auto& [n, t] : sums) {
+    if (n == name) {
+      t.add_(value);
+      return;
+    }
+  }
+  sums.emplace_back(name, value.detach().to(at::kDouble).clone());
+}
+
+// ---------------------------------------------------------------------------
+// Default observers
+
+/// metrics.jsonl, TensorBoard, the progress line and log lines (main rank
+/// writes; every rank joins the all-reduce at log steps).
+class MetricsObserver final : public TrainingObserver {
+ public:
+  void on_train_begin(Trainer& t) override {
+    const bool resumed = t.resumed_from() > 0;
+    if (t.context().is_main()) {
+      log_ = std::make_unique<MetricsLog>(t.options().run_dir + "/metrics.jsonl", resumed ? t.resumed_from() : -1);
+      if (t.options().tensorboard) {
+        tensorboard_ = std::make_unique<TensorBoardWriter>(t.options().run_dir + "/tensorboard");
+        // TensorBoard drops what earlier sessions of this run folder logged
+        // past the step this session starts from (an interrupted run's tail).
+        tensorboard_->session_start(t.resumed_from() + 1);
+      }
+    }
+    unit_ = t.task().throughput_unit();
+    progress_ = std::make_unique<Progress>("train", t.max_steps() - t.resumed_from(), "steps");
+    window_start_ = std::chrono::steady_clock::now();
+  }
+
+  void after_step(Trainer& t, const StepReport& r) override {
+    for (const auto& [name, value] : *r.sums) add_sum(window_sums_, name, value);
+    units_ += r.local_units;
+    throughput_units_ += r.local_throughput_units;
+    if (!r.skipped) {
+      grad_norm_sum_ = grad_norm_sum_.defined() ? grad_norm_sum_ + r.grad_norm.to(at::kDouble) : r.grad_norm.to(at::kDouble);
+      ++grad_norm_count_;
+    }
+    progress_->update(r.step - t.resumed_from());
+    if (r.step % t.config().log_every == 0 || r.step == t.max_steps()) flush_window(t, r);
+  }
+
+  void after_evaluation(Trainer& t, const EvaluationReport& report) override {
+    const EvaluationResult& e = report.result;
+    const std::string split = split_name(e.split);
+    if (!e.labelled) {
+      spdlog::info("{} at step {}: the split has no targets; metrics skipped", split, report.step);
+      return;
+    }
+    const EarlyStoppingState& es = t.state().early_stopping;
+    spdlog::info("{} at step {}: {} ({} items, {:.1f} s){}", split, report.step, format_metrics(e.metrics), e.items,
+                 e.seconds,
+                 report.improved ? " [new best]"
+                                 : es.has_best ? fmt::format(" [best {} {:.6g} at step {}]", t.config().early_stopping.monitor,
+                                                             es.best, es.best_step)
+                                               : std::string());
+    if (!t.context().is_main()) return;
+    std::map<std::string, double> row(e.metrics.begin(), e.metrics.end());
+    row["items"] = static_cast<double>(e.items);
+    row["eval_seconds"] = e.seconds;
+    log_->write(report.step, split, row);
+    if (tensorboard_) {
+      tensorboard::Scalars scalars;
+      for (const auto& [name, value] : e.metrics) scalars.emplace_back(split + "/" + name, value);
+      tensorboard_->add_scalars(report.step, scalars);
+      tensorboard_->flush();
+    }
+  }
+
+  void on_train_end(Trainer& t, const std::string& reason) override {
+    if (progress_) progress_->finish();
+    if (tensorboard_) tensorboard_->flush();
+  }
+
+ private:
+  void flush_window(Trainer& t, const StepReport& r) {
+    // One host copy and one all-reduce per log step, none in between.
+    std::vector<at::Tensor> parts;
+    for (const auto& [name, value] : window_sums_) parts.push_back(value.reshape({1}));
+    parts.push_back((grad_norm_sum_.defined() ? grad_norm_sum_ : torch::zeros({}, torch::kDouble)).reshape({1}).to(at::kDouble));
+    const at::Tensor host = torch::cat(parts).to(at::kCPU);
+    std::vector<double> values(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+    values.push_back(static_cast<double>(units_));
+    values.push_back(static_cast<double>(throughput_units_));
+    values.push_back(static_cast<double>(grad_norm_count_));
+    t.context().all_reduce_sum(values);
+
+    MetricValues sums;
+    for (size_t i = 0; i < window_sums_.size(); ++i) sums[window_sums_[i].first] = values[i];
+    const size_t n = window_sums_.size();
+    sums["units"] = values[n + 1];
+    MetricValues metrics = t.task().finalize(sums, Split::kTrain);
+    const double grad_norm = values[n + 3] > 0 ? values[n] / values[n + 3] : std::nan("");
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - window_start_).count();
+    const double throughput = seconds > 0 ? values[n + 2] / seconds : 0.0;
+    const double lr = r.lr;
+
+    char line[160];
+    std::snprintf(line, sizeof line, "lr %.3e | grad_norm %.4g | %.4g %s/s", lr, grad_norm, throughput, unit_.c_str());
+    spdlog::info("step {}/{} epoch {} | {} | {}", r.step, t.max_steps(), t.state().position.epoch, format_metrics(metrics), line);
+    const auto loss = metrics.find("loss");
+    if (loss != metrics.end()) {
+      char post[64];
+      std::snprintf(post, sizeof post, "loss %.4g lr %.2e", loss->second, lr);
+      progress_->set_postfix(post);
+    }
+    if (t.context().is_main()) {
+      std::map<std::string, double> row(metrics.begin(), metrics.end());
+      row["lr"] = lr;
+      row["grad_norm"] = grad_norm;
+      row["throughput"] = throughput;
+      row["epoch"] = static_cast<double>(t.state().position.epoch);
+      row["elapsed_s"] = t.state().elapsed_seconds;
+      row["skipped_steps"] = static_cast<double>(t.state().skipped_steps);
+      log_->write(r.step, "train", row, {{"throughput_unit", unit_}});
+      if (tensorboard_) {
+        tensorboard::Scalars scalars;
+        for (const auto& [name, value] : metrics) scalars.emplace_back("train/" + name, value);
+        scalars.emplace_back("train/lr", lr);
+        scalars.emplace_back("train/grad_norm", grad_norm);
+        scalars.emplace_back("train/" + unit_ + "_per_s", throughput);
+        tensorboard_->add_scalars(r.step, scalars);
+        tensorboard_->flush();
+      }
+    }
+    window_sums_.clear();
+    grad_norm_sum_ = at::Tensor();
+    grad_norm_count_ = 0;
+    units_ = throughput_units_ = 0;
+    window_start_ = now;
+  }
+
+  std::unique_ptr<MetricsLog> log_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
+  std::unique_ptr<Progress> progress_;
+  std::string unit_;
+  MetricSums window_sums_;
+  at::Tensor grad_norm_sum_;
+  int64_t grad_norm_count_ = 0, units_ = 0, throughput_units_ = 0;
+  std::chrono::steady_clock::time_point window_start_;
+};
+
+/// Validation every eval_every steps and once at the end of a completed run.
+class EvaluationObserver final : public TrainingObserver {
+ public:
+  void after_step(Trainer& t, const StepReport& r) override {
+    if (t.config().eval_every > 0 && r.step % t.config().eval_every == 0) t.run_validation();
+  }
+  void on_train_end(Trainer& t, const std::string&) override {
+    if (t.state().step >= t.max_steps() && t.state().last_validation_step != t.state().step) t.run_validation();
+  }
+};
+
+/// Checkpoints every checkpoint_every steps, on a new best, and at the end.
+class CheckpointObserver final : public TrainingObserver {
+ public:
+  void after_step(Trainer& t, const StepReport& r) override {
+    if (t.config().checkpoint_every > 0 && r.step % t.config().checkpoint_every == 0) t.save_checkpoint();
+  }
+  void after_evaluation(Trainer& t, const EvaluationReport& report) override {
+    if (report.improved) t.mark_best();
+  }
+  void on_train_end(Trainer& t, const std::string&) override { t.save_checkpoint(); }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+Trainer::Trainer(Task& task, const TrainConfig& config, TrainerOptions options,
+                 std::shared_ptr<DistributedContext> context)
+    : task_(task),
+      config_(config),
+      options_(std::move(options)),
+      context_(std::move(context)),
+      precision_(resolve_precision(config.precision, context_->device())),
+      early_stopping_(config.early_stopping) {
+  for (const auto& item : task_.model().named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    const bool decay = config_.optimizer.decay_biases_and_norms || task_.applies_weight_decay(item.key(), item.value());
+    parameters_.push_back(NamedParameter{item.key(), item.value(), decay});
+  }
+  if (parameters_.empty()) throw UsageError("the task's model has no trainable parameters");
+  optimizer_ = std::make_unique<AdamW>(parameters_, config_.optimizer);
+  if (config_.ema.decay > 0) ema_ = std::make_unique<Ema>(parameters_, config_.ema.decay);
+
+  train_data_ = task_.dataset(Split::kTrain);
+  if (!train_data_) throw UsageError("the task has no training data");
+  std::vector<int64_t> costs;
+  if (config_.bucket_batches > 0) {
+    costs.reserve(train_data_->size());
+    for (size_t i = 0; i < train_data_->size(); ++i) costs.push_back(train_data_->item_cost(i));
+  }
+  SamplerOptions so;
+  so.global_batch = config_.batch_size;
+  so.micro_steps = config_.grad_accumulation;
+  so.rank = context_->rank();
+  so.world_size = context_->world_size();
+  so.shuffle = config_.shuffle;
+  so.drop_last = config_.drop_last;
+  so.seed = static_cast<uint64_t>(config_.seed);
+  so.bucket_batches = config_.bucket_batches;
+  sampler_ = std::make_unique<TrainSampler>(static_cast<int64_t>(train_data_->size()), so, std::move(costs));
+  max_steps_ = config_.max_steps > 0 ? config_.max_steps : config_.epochs * sampler_->steps_per_epoch();
+  if (config_.max_steps == 0 && config_.schedule.warmup_steps > max_steps_) {
+    throw UsageError("train.schedule.warmup_steps (" + std::to_string(config_.schedule.warmup_steps) +
+                     ") exceeds the run's " + std::to_string(max_steps_) + " steps (train.epochs " +
+                     std::to_string(config_.epochs) + " x " + std::to_string(sampler_->steps_per_epoch()) +
+                     " steps per epoch)");
+  }
+  schedule_ = std::make_unique<LrSchedule>(config_.schedule, config_.optimizer.lr, max_steps_);
+  store_ = std::make_unique<CheckpointStore>(options_.run_dir + "/checkpoints", config_.keep_last_k);
+  if (config_.early_stopping.patience > 0 && !task_.dataset(Split::kValidation)) {
+    throw UsageError("train.early_stopping.patience is " + std::to_string(config_.early_stopping.patience) +
+                     " but the task has no validation data to monitor");
+  }
+  if (options_.default_observers) {
+    observers_.push_back(std::make_shared<MetricsObserver>());
+    observers_.push_back(std::make_shared<EvaluationObserver>());
+    observers_.push_back(std::make_shared<CheckpointObserver>());
+  }
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::add_observer(std::shared_ptr<TrainingObserver> observer) { observers_.push_back(std::move(observer)); }
+
+int64_t Trainer::steps_per_epoch() const { return sampler_->steps_per_epoch(); }
+
+TrainResult Trainer::fit() {
+  StopSignals signals;
+  if (context_->is_main()) {
+    files::ensure_dir(options_.run_dir);
+    store_->remove_stale_temporaries();
+  }
+  resume();
+  broadcast_initial_state();
+  synchronizer_ = context_->synchronize_gradients(task_.model());
+  task_.model().train();
+
+  spdlog::info("training {} steps from step {}: {} steps per epoch, batch {} = {} rank(s) x {} micro-step(s) x {} items, "
+               "lr schedule {}, precision {}{}",
+               max_steps_, state_.step, sampler_->steps_per_epoch(), config_.batch_size, context_->world_size(),
+               config_.grad_accumulation, sampler_->micro_batch_size(), schedule_->describe(), precision_name(precision_),
+               ema_ ? fmt::format(", EMA decay {}", config_.ema.decay) : std::string());
+
+  if (!task_.dataset(Split::kValidation)) {
+    spdlog::info("the task has no validation data: no evaluation, no best checkpoint");
+  }
+  for (auto& o : observers_) o->on_train_begin(*this);
+  const auto session_start = std::chrono::steady_clock::now();
+  const double elapsed_before = state_.elapsed_seconds;
+  while (state_.step < max_steps_ && !stop_requested_) {
+    train_step();
+    state_.elapsed_seconds =
+        elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - session_start).count();
+  }
+  const std::string reason =
+      stop_requested_ ? stop_reason_ : "reached the last step (" + std::to_string(max_steps_) + ")";
+  spdlog::info("training ended at step {}: {}", state_.step, reason);
+  for (auto& o : observers_) o->on_train_end(*this, reason);
+
+  TrainResult result;
+  result.step = state_.step;
+  result.reason = reason;
+  result.last_validation = last_validation_;
+  result.best = state_.early_stopping;
+  result.last_checkpoint = last_checkpoint_;
+  std::error_code ec;
+  if (std::filesystem::exists(store_->best_path(), ec)) result.best_checkpoint = store_->best_path();
+  return result;
+}
+
+void Trainer::resume() {
+  std::string path;
+  const std::string& mode = options_.resume;
+  if (mode == "none") {
+    const auto existing = store_->list();
+    if (!existing.empty()) {
+      throw UsageError("run.resume is 'none' but " + store_->dir() + " already holds checkpoints (newest " +
+                       existing.back().second + "); starting afresh there would mix two runs: choose another "
+                       "run.name, delete the folder, or resume");
+    }
+    return;
+  }
+  if (mode == "auto") {
+    std::vector<std::string> skipped;
+    const auto latest = store_->latest_valid(&skipped);
+    if (!latest) {
+      if (!skipped.empty()) {
+        throw DataError("no usable checkpoint in " + store_->dir() + " to resume from: " + strings::join(skipped, "; "));
+      }
+      return;
+    }
+    path = *latest;
+  } else {
+    path = mode;
+  }
+
+  CheckpointFile file(path);
+  const auto meta = nlohmann::json::parse(file.bytes(checkpoint_section::kMeta), nullptr, false);
+  if (meta.is_discarded() || !meta.is_object()) throw DataError(path + ": meta.json is not a JSON object");
+  const std::string saved_task = meta.value("task", std::string());
+  if (!options_.task_name.empty() && saved_task != options_.task_name) {
+    throw UsageError(path + ": the checkpoint was trained for task '" + saved_task + "', this job is task '" +
+                     options_.task_name + "'");
+  }
+  task_.check_artifacts(file.artifacts());
+  load_named_tensors(file.tensors(checkpoint_section::kModel), model_tensors(task_.model()), path + ": model");
+  optimizer_->load_state(file.tensors(checkpoint_section::kOptimizer));
+  if (ema_) {
+    if (file.has(checkpoint_section::kEma)) {
+      ema_->load_state(file.tensors(checkpoint_section::kEma));
+    } else {
+      spdlog::warn("{} has no weight average (EMA was off); the average starts from the loaded weights", path);
+      ema_ = std::make_unique<Ema>(parameters_, config_.ema.decay);
+    }
+  }
+  for (const auto& [name, state] : file.tensors(checkpoint_section::kRng)) {
+    if (name == "cpu") {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(state);
+    } else if (context_->device().is_cuda() && name == "cuda:" + std::to_string(context_->device().index())) {
+      auto gen = at::globalContext().defaultGenerator(context_->device());
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(state);
+    }
+  }
+  restore_meta(std::string(file.bytes(checkpoint_section::kMeta)));
+  if (std::string(file.bytes(checkpoint_section::kConfig)) != options_.config_yaml) {
+    spdlog::info("the job config differs from the one saved in {}; the current config applies", path);
+  }
+  if (state_.position.step_in_epoch >= sampler_->steps_per_epoch()) {
+    spdlog::warn("the checkpoint's data position (epoch {}, step {}) is past this data's {} steps per epoch; "
+                 "continuing with the next epoch",
+                 state_.position.epoch, state_.position.step_in_epoch, sampler_->steps_per_epoch());
+    ++state_.position.epoch;
+    state_.position.step_in_epoch = 0;
+  }
+  resumed_from_ = state_.step;
+  last_saved_step_ = state_.step;
+  last_checkpoint_ = path;
+  spdlog::info("resumed from {} at step {} (epoch {}, step {} of the epoch)", path, state_.step,
+               state_.position.epoch, state_.position.step_in_epoch);
+}
+
+void Trainer::broadcast_initial_state() {
+  // Ranks built their models from the same seed and loaded the same
+  // checkpoint; the broadcast makes equality a guarantee, not an assumption.
+  if (context_->distributed()) context_->broadcast_module(task_.model());
+}
+
+std::string Trainer::meta_json() const {
+  nlohmann::ordered_json j;
+  j["format"] = "kmidi.checkpoint";
+  j["format_version"] = kCheckpointFormatVersion;
+  j["task"] = options_.task_name;
+  j["step"] = state_.step;
+  j["epoch"] = state_.position.epoch;
+  j["step_in_epoch"] = state_.position.step_in_epoch;
+  j["skipped_steps"] = state_.skipped_steps;
+  j["consecutive_skips"] = state_.consecutive_skips;
+  j["last_validation_step"] = state_.last_validation_step;
+  j["elapsed_seconds"] = state_.elapsed_seconds;
+  j["units_seen"] = state_.units_seen;
+  const EarlyStoppingState& es = state_.early_stopping;
+  j["early_stopping"] = {{"monitor", config_.early_stopping.monitor},
+                         {"mode", config_.early_stopping.mode},
+                         {"has_best", es.has_best},
+                         {"best", es.has_best ? es.best : 0.0},
+                         {"best_step", es.best_step},
+                         {"bad_evaluations", es.bad_evaluations}};
+  j["schedule"] = {{"description", schedule_->describe()},
+                   {"total_steps", schedule_->total_steps()},
+                   {"next_lr", schedule_->lr(state_.step)}};
+  j["sampler"] = {{"seed", config_.seed},
+                  {"epoch", state_.position.epoch},
+                  {"step_in_epoch", state_.position.step_in_epoch},
+                  {"global_batch", config_.batch_size},
+                  {"steps_per_epoch", sampler_->steps_per_epoch()},
+                  {"shuffle", config_.shuffle},
+                  {"drop_last", config_.drop_last},
+                  {"bucket_batches", config_.bucket_batches}};
+  j["rng"] = {{"seed", config_.seed}, {"reseeded_each_step", true}};
+  j["precision"] = precision_name(precision_);
+  j["world_size_at_save"] = context_->world_size();  // information only
+  j["ema_decay"] = config_.ema.decay;
+  j["created_unix"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return j.dump(2);
+}
+
+void Trainer::restore_meta(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  try {
+    state_.step = j.at("step").get<int64_t>();
+    state_.position.epoch = j.at("epoch").get<int64_t>();
+    state_.position.step_in_epoch = j.at("step_in_epoch").get<int64_t>();
+    state_.skipped_steps = j.at("skipped_steps").get<int64_t>();
+    state_.consecutive_skips = j.at("consecutive_skips").get<int64_t>();
+    state_.last_validation_step = j.at("last_validation_step").get<int64_t>();
+    state_.elapsed_seconds = j.at("elapsed_seconds").get<double>();
+    state_.units_seen = j.at("units_seen").get<double>();
+    const auto& es = j.at("early_stopping");
+    EarlyStoppingState s;
+    s.has_best = es.at("has_best").get<bool>();
+    s.best = es.at("best").get<double>();
+    s.best_step = es.at("best_step").get<int64_t>();
+    s.bad_evaluations = es.at("bad_evaluations").get<int64_t>();
+    if (es.at("monitor").get<std::string>() != config_.early_stopping.monitor ||
+        es.at("mode").get<std::string>() != config_.early_stopping.mode) {
+      spdlog::warn("the checkpoint tracked the best {} ({}); this job monitors {} ({}): the best is reset",
+                   es.at("monitor").get<std::string>(), es.at("mode").get<std::string>(),
+                   config_.early_stopping.monitor, config_.early_stopping.mode);
+      s = EarlyStoppingState{};
+    }
+    state_.early_stopping = s;
+    early_stopping_.restore(s);
+    if (j.at("sampler").at("global_batch").get<int64_t>() != config_.batch_size) {
+      spdlog::warn("the checkpoint was trained with train.batch_size {}, this job uses {}; the data position "
+                   "(epoch {}, step {}) is kept as steps",
+                   j.at("sampler").at("global_batch").get<int64_t>(), config_.batch_size, state_.position.epoch,
+                   state_.position.step_in_epoch);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw DataError(std::string("checkpoint meta.json is missing a field: ") + e.what());
+  }
+}
+
+void Trainer::open_epoch() {
+  const auto batches = sampler_->epoch_batches(state_.position.epoch);
+  std::vector<std::vector<int64_t>> requests;
+  requests.reserve(static_cast<size_t>((sampler_->steps_per_epoch() - state_.position.step_in_epoch) *
+                                       config_.grad_accumulation));
+  for (int64_t j = state_.position.step_in_epoch; j < sampler_->steps_per_epoch(); ++j) {
+    for (auto& micro : sampler_->rank_micro_batches(batches[static_cast<size_t>(j)])) requests.push_back(std::move(micro));
+  }
+  // Before the loader thread starts, so that every batch of the epoch sees it.
+  train_data_->set_epoch(state_.position.epoch);
+  loader_ = std::make_unique<DataLoader>(train_data_, std::move(requests), config_.prefetch);
+}
+
+void Trainer::reseed_for_step() {
+  const uint64_t seed = mix_seed(static_cast<uint64_t>(config_.seed), static_cast<uint64_t>(state_.step + 1),
+                                 static_cast<uint64_t>(context_->rank()));
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
+  if (context_->device().is_cuda()) {
+    auto gen = at::globalContext().defaultGenerator(context_->device());
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
+}
+
+void Trainer::train_step() {
+  if (!loader_) open_epoch();
+  const c10::Device device = context_->device();
+  std::vector<data::Batch> micro;
+  micro.reserve(static_cast<size_t>(config_.grad_accumulation));
+  int64_t local_units = 0, local_throughput = 0;
+  for (int64_t m = 0; m < config_.grad_accumulation; ++m) {
+    auto batch = loader_->next();
+    if (!batch) throw std::logic_error("data loader ended inside an optimizer step");
+    local_units += batch->units;
+    local_throughput += batch->throughput_units;
+    micro.push_back(batch->to(device));
+  }
+
+  // The step's global unit count, and whether any rank was asked to stop.
+  std::vector<double> shared{static_cast<double>(local_units), static_cast<double>(local_throughput),
+                             StopSignals::requested() ? 1.0 : 0.0};
+  context_->all_reduce_sum(shared);
+  if (shared[2] > 0) {
+    const std::string path = save_checkpoint();
+    const int sig = StopSignals::signal_number();
+    throw Interrupted(std::string(sig ? strsignal(sig) : "stop request") + " after step " + std::to_string(state_.step) +
+                      "; checkpoint saved to " + path + "; run the same command again to resume");
+  }
+  const auto global_units = static_cast<int64_t>(shared[0]);
+  if (global_units <= 0) {
+    spdlog::warn("step {}: the batch has no loss units; its gradients are zero", state_.step + 1);
+  }
+  const double divisor = global_units > 0 ? static_cast<double>(global_units) : 1.0;
+
+  reseed_for_step();
+  const double lr = schedule_->lr(state_.step);
+  optimizer_->set_lr(lr);
+  optimizer_->zero_grad();
+  for (auto& [name, value] : step_sums_) value.zero_();
+  at::Tensor loss_total;
+  for (size_t m = 0; m < micro.size(); ++m) {
+    synchronizer_->set_enabled(m + 1 == micro.size());
+    ForwardOutput out = with_autocast(precision_, device, [&] { return task_.forward(micro[m], /*training=*/true); });
+    if (!out.loss_sum.defined() || out.loss_sum.numel() != 1) {
+      throw std::logic_error("the task's forward() returned a loss_sum of shape " +
+                             (out.loss_sum.defined() ? c10::str(out.loss_sum.sizes()) : std::string("undefined")) +
+                             "; expected a scalar");
+    }
+    const at::Tensor loss = out.loss_sum.to(at::kFloat).reshape({});
+    (loss / divisor).backward();
+    const at::Tensor detached = loss.detach();
+    loss_total = loss_total.defined() ? loss_total + detached : detached;
+    add_sum(step_sums_, "loss_sum", detached);
+    for (const auto& [name, value] : out.sums) add_sum(step_sums_, name, value.detach().to(at::kDouble));
+  }
+  synchronizer_->finish();
+  const at::Tensor grad_norm = clip_gradients(parameters_, config_.max_grad_norm);
+
+  // One small device-to-host copy per step: the update must not run on
+  // non-finite values.
+  const at::Tensor probe = torch::stack({loss_total, grad_norm.to(at::kFloat)}).to(at::kCPU);
+  const double loss_value = probe[0].item<double>(), norm_value = probe[1].item<double>();
+  bool bad = !std::isfinite(loss_value) || !std::isfinite(norm_value);
+  if (context_->distributed()) {
+    std::vector<double> flag{bad ? 1.0 : 0.0};
+    context_->all_reduce_sum(flag);
+    bad = flag[0] > 0;
+  }
+  StepReport report;
+  report.step = state_.step + 1;
+  report.lr = lr;
+  report.grad_norm = grad_norm;
+  report.sums = &step_sums_;
+  report.local_units = local_units;
+  report.global_units = global_units;
+  report.local_throughput_units = local_throughput;
+  if (bad) {
+    const std::string what = nonfinite_report(loss_value, norm_value, global_units);
+    if (config_.nonfinite == "stop") throw CheckFailed(what + "; stopping (train.nonfinite is 'stop')");
+    ++state_.skipped_steps;
+    ++state_.consecutive_skips;
+    if (state_.consecutive_skips > config_.max_consecutive_skips) {
+      throw CheckFailed(what + "; " + std::to_string(state_.consecutive_skips) +
+                        " consecutive steps were skipped, more than train.max_consecutive_skips (" +
+                        std::to_string(config_.max_consecutive_skips) + ")");
+    }
+    spdlog::warn("{}; skipping the update (train.nonfinite is 'skip_step'; {} skipped so far)", what,
+                 state_.skipped_steps);
+    optimizer_->zero_grad();
+    report.skipped = true;
+  } else {
+    optimizer_->step();
+    if (ema_) ema_->update();
+    state_.consecutive_skips = 0;
+  }
+  ++state_.step;
+  ++state_.position.step_in_epoch;
+  state_.units_seen += shared[1];
+
+  for (auto& o : observers_) o->after_step(*this, report);
+
+  if (state_.position.step_in_epoch >= sampler_->steps_per_epoch()) {
+    const int64_t finished = state_.position.epoch;
+    ++state_.position.epoch;
+    state_.position.step_in_epoch = 0;
+    loader_.reset();
+    for (auto& o : observers_) o->after_epoch(*this, finished);
+  }
+}
+
+std::string Trainer::nonfinite_report(double loss, double grad_norm, int64_t global_units) {
+  std::vector<std::string> names;
+  size_t more = 0;
+  for (const auto& p : parameters_) {
+    const at::Tensor& g = p.tensor.grad();
+    if (!g.defined() || torch::isfinite(g).all().item<bool>()) continue;
+    if (names.size() < 10) names.push_back(p.name);
+    else ++more;
+  }
+  std::string text = "non-finite values at step " + std::to_string(state_.step + 1) + " (epoch " +
+                     std::to_string(state_.position.epoch) + "): loss_sum " + format_value(loss) + " (this rank; " +
+                     std::to_string(global_units) + " loss units in the step), grad_norm " + format_value(grad_norm);
+  if (!names.empty()) {
+    text += "; parameters with non-finite gradients: " + strings::join(names, ", ");
+    if (more) text += " and " + std::to_string(more) + " more";
+  } else {
+    text += "; every gradient is finite";
+  }
+  return text;
+}
+
+EvaluationResult Trainer::evaluate(Split split) {
+  EvaluationSettings settings;
+  settings.batch_size = config_.eval_batch_size > 0 ? config_.eval_batch_size : sampler_->micro_batch_size();
+  settings.max_batches = config_.eval_max_batches;
+  settings.prefetch = config_.prefetch;
+  settings.precision = precision_;
+  std::optional<Ema::Scope> averaged;
+  if (ema_) averaged.emplace(*ema_);
+  return evaluate_split(task_, split, *context_, settings);
+}
+
+void Trainer::run_validation() {
+  if (!task_.dataset(Split::kValidation)) return;
+  publish_evaluation(evaluate(Split::kValidation));
+}
+
+void Trainer::publish_evaluation(EvaluationResult result) {
+  EvaluationReport report;
+  report.step = state_.step;
+  state_.last_validation_step = state_.step;
+  if (result.labelled) {
+    const std::string& monitor = config_.early_stopping.monitor;
+    const auto it = result.metrics.find(monitor);
+    if (it == result.metrics.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, v] : result.metrics) names.push_back(name);
+      throw UsageError("train.early_stopping.monitor: the validation metrics have no '" + monitor +
+                       "'; they are: " + strings::join(names, ", "));
+    }
+    report.has_monitor = true;
+    const EarlyStopping::Decision decision = early_stopping_.update(state_.step, it->second);
+    state_.early_stopping = early_stopping_.state();
+    report.improved = decision.improved;
+    if (decision.stop) request_stop("early stopping: " + early_stopping_.reason());
+  }
+  report.result = std::move(result);
+  last_validation_ = report.result;
+  for (auto& o : observers_) o->after_evaluation(*this, report);
+}
+
+std::string Trainer::save_checkpoint() {
+  if (last_saved_step_ == state_.step && !last_checkpoint_.empty()) return last_checkpoint_;
+  const std::string path = store_->step_path(state_.step);
+  if (context_->is_main()) {
+    CheckpointContents c;
+    c.meta_json = meta_json();
+    c.config_yaml = options_.config_yaml;
+    c.model = model_tensors(task_.model());
+    c.optimizer = optimizer_->state();
+    if (ema_) c.ema = ema_->state();
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      c.rng.emplace_back("cpu", gen.get_state());
+    }
+    if (context_->device().is_cuda()) {
+      auto gen = at::globalContext().defaultGenerator(context_->device());
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      c.rng.emplace_back("cuda:" + std::to_string(context_->device().index()), gen.get_state());
+    }
+    c.artifacts = task_.artifacts();
+    const auto start = std::chrono::steady_clock::now();
+    store_->save(state_.step, c);
+    store_->write_artifacts(c.artifacts);
+    spdlog::info("saved checkpoint {} ({:.2f} s)", path,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  context_->barrier();
+  last_saved_step_ = state_.step;
+  last_checkpoint_ = path;
+  return path;
+}
+
+void Trainer::mark_best() {
+  save_checkpoint();
+  if (context_->is_main()) store_->mark_best(state_.step);
+  context_->barrier();
+  best_checkpoint_ = store_->best_path();
+}
+
+void Trainer::request_stop(const std::string& reason) {
+  if (stop_requested_) return;
+  stop_requested_ = true;
+  stop_reason_ = reason;
+}
+
+}  // namespace kmidi::train
