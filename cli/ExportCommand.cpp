@@ -32,13 +32,14 @@ void register_export(CLI::App& app) {
   cmd->add_option("--checkpoint", args->checkpoint,
                   "a .ckpt file, or 'auto': the newest valid step checkpoint of the run")
       ->capture_default_str();
-  cmd->add_option("--out", args->out, "output folder of the .onnx files (and registry.json with --all)")->required();
+  cmd->add_option("--out", args->out, "output folder of the .onnx files (and registry.json with --all); required");
   cmd->add_flag("--all", args->all, "export every model config of --configs and write registry.json");
   cmd->add_option("--configs", args->configs,
                   "with --all: config files and/or folders (a folder's *.yaml files with a top-level task: key)");
   cmd->add_flag("--raw-weights", args->raw_weights, "export the trained weights even when the checkpoint has an EMA");
   cmd->callback([args] {
     const train::TaskRegistry& registry = train::builtin_tasks();
+    if (args->out.empty() && !args->config.print_config) throw UsageError("export: give the output folder with --out DIR");
     if (args->all) {
       if (args->configs.empty()) throw UsageError("export --all: give the model configs with --configs DIR|FILE...");
       if (!args->config.config.empty() || !args->config.overrides.empty() || args->checkpoint != "auto") {

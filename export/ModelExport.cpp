@@ -26,6 +26,7 @@
 #include "export/onnx/ModelBuilder.h"
 #include "train/Checkpoint.h"
 #include "train/Distributed.h"
+#include "train/DistributedEnv.h"
 #include "train/Job.h"
 
 namespace kmidi::exporter {
@@ -204,8 +205,10 @@ ModelExportResult export_model(train::JobConfig& job, const train::TaskRegistry&
     spdlog::warn("{}: skipped {}", result.model, reason);
   }
 
-  // The export always runs on the CPU in fp32: that is what parity is defined on.
-  const auto context = train::DistributedContext::create(train::DistributedConfig{}, "cpu");
+  // The export always runs on the CPU in fp32 (what parity is defined on), in
+  // one process even inside a launcher's allocation (e.g. Slurm variables set).
+  const auto context =
+      train::DistributedContext::create(train::DistributedConfig{}, "cpu", train::LaunchEnvironment{});
   std::unique_ptr<train::Task> task = train::make_task(job, registry, *context);
   const train::LoadedCheckpoint loaded =
       train::load_checkpoint_weights(*task, job.task, result.checkpoint, options.use_ema);

@@ -99,7 +99,10 @@ TEST(CliExport, RegistryValidate) {
 TEST(CliExport, ExportRefusesIncompleteCommandLinesWithExitCode2) {
   const fs::path dir = scratch();
   const std::string out = (dir / "exports").string();
-  CliRun r = run_kmidi("export --out " + out);
+  CliRun r = run_kmidi("export --all --configs " + dir.string());
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("export: give the output folder with --out DIR"), std::string::npos) << r.out;
+  r = run_kmidi("export --out " + out);
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("export: give --config FILE (or --all --configs ...)"), std::string::npos) << r.out;
   r = run_kmidi("export --all --out " + out);
