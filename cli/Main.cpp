@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   cli::register_registry(app);
   cli::register_prepare(app);
   cli::register_validate(app);
+  cli::register_export(app);
 
   try {
     logging::init(logging::Options{});

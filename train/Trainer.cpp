@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/BuildInfo.h"
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "core/Progress.h"
@@ -446,6 +447,9 @@ std::string Trainer::meta_json() const {
   j["precision"] = precision_name(precision_);
   j["world_size_at_save"] = context_->world_size();  // information only
   j["ema_decay"] = config_.ema.decay;
+  // Information for the registry manifest (export/): what built and ran this run.
+  j["git_commit"] = build::git_commit();
+  j["hardware"] = describe_hardware(context_->device().str(), context_->world_size());
   j["created_unix"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   return j.dump(2);
 }
