@@ -14,7 +14,10 @@
 #include "core/Files.h"
 #include "datasets/corpus/Prepare.h"
 #include "datasets/corpus/PrepareConfig.h"
+#include "export/GeneratorExportCheck.h"
+#include "export/TokenizerMetadata.h"
 #include "export/onnx/Metadata.h"
+#include "models/Sampling.h"
 #include "models/MidiGeneratorOnnx.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
@@ -215,15 +218,7 @@ std::map<std::string, std::string> MidiGeneratorTask::artifacts() const {
 }
 
 std::vector<GraphExport> MidiGeneratorTask::graphs() {
-  std::map<std::string, std::string> metadata;
-  metadata[onnx::meta::kTokenizer] = tokenizer_json_;
-  for (const std::string& name : tokenizer_->vocab().special_names()) {
-    // Metadata keys are lower-case; the tokenizer's names are upper-case (PAD -> kmidi.special_token.pad).
-    std::string key = name;
-    for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    metadata[std::string(onnx::meta::kSpecialTokenPrefix) + key] = std::to_string(tokenizer_->special_id(name));
-  }
-  metadata[std::string(onnx::meta::kSpecialTokenPrefix) + "vocab_size"] = std::to_string(tokenizer_->vocab_size());
+  const std::map<std::string, std::string> metadata = onnx::tokenizer_metadata(*tokenizer_);
   const int64_t vocab = tokenizer_->vocab_size();
   const int64_t emotion_dim = model_->options().emotion_dim;
   models::MidiGenerator model = model_;
@@ -252,11 +247,34 @@ std::vector<GraphExport> MidiGeneratorTask::graphs() {
   };
   full.parity_shapes = {{1, 1}, {2, 17}, {1, 256}};
   full.metadata = metadata;
+  // Across both files: the incremental graph reproduces the full graph token
+  // by token on a real piece, and generated ids decode with the file alone.
+  {
+    onnx::GeneratorCheckInputs check;
+    const auto source = datasets_.count(Split::kValidation) ? datasets_.at(Split::kValidation) : datasets_.at(Split::kTrain);
+    const at::Tensor piece = source->get_batch({0}).inputs.at("input_ids");
+    check.inputs.set("input_ids", piece.slice(1, 0, std::min<int64_t>(24, piece.size(1))).contiguous());
+    check.inputs.set("emotion", torch::zeros({1, emotion_dim}));
+    models::SamplingOptions sampling;
+    sampling.max_new_tokens = 128;
+    sampling.seed = 1;
+    sampling.stop_ids = {tokenizer_->eos_id()};
+    sampling.banned_ids = {tokenizer_->pad_id(), tokenizer_->bos_id(), tokenizer_->mask_id()};
+    {
+      torch::NoGradGuard no_grad;
+      model->eval();
+      for (int64_t id : models::generate(model, {tokenizer_->bos_id()}, torch::zeros({emotion_dim}), sampling)) {
+        check.decode_ids.push_back(static_cast<int32_t>(id));
+      }
+    }
+    full.extra_check = onnx::generator_extra_check(*tokenizer_, check);
+  }
   full.registry_task = "melody_generation";
   full.registry_input_size = emotion_dim;  // the conditioning vector; tokens are the sequence
   full.registry_output_size = 1;           // one next token per position
 
   GraphExport incremental = full;
+  incremental.extra_check = nullptr;  // one cross-file check per export
   incremental.suffix = "incremental";
   incremental.description = "logits of new tokens after a cached past (past_* in, present_* out)";
   incremental.emit = [model](onnx::ModelBuilder& b) mutable { models::emit_midi_generator(b, *model, true); };
