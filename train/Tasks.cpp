@@ -2,14 +2,19 @@
 
 #include <mutex>
 
+#include "train/tasks/EmotionTask.h"
+
 namespace kmidi::train {
 namespace {
 
 /// Adds each model family under the name a job config's `task:` key uses:
 ///   registry.add<FamilyJobSections>("family_name", "one-line description",
 ///       [](FamilyJobSections& sections, const TaskContext& context) { return std::make_unique<FamilyTask>(...); });
-/// No family implements train::Task on this branch yet; each adds its line here.
-void register_builtin_tasks(TaskRegistry& registry) { (void)registry; }
+void register_builtin_tasks(TaskRegistry& registry) {
+  registry.add<EmotionTaskConfig>(
+      "emotion", "valence/arousal and Russell quadrant from MIDI tokens and/or features (EMOPIA)",
+      [](EmotionTaskConfig& c, const TaskContext& context) { return std::make_unique<EmotionTask>(c, context); });
+}
 
 }  // namespace
 
