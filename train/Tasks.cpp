@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "train/tasks/MidiGeneratorTask.h"
+#include "train/tasks/EmotionTask.h"
 
 namespace kmidi::train {
 namespace {
@@ -15,6 +16,9 @@ void register_builtin_tasks(TaskRegistry& registry) {
   registry.add<MidiGeneratorJobConfig>(
       "midi_generator", "decoder-only transformer over MIDI tokens, conditioned on a 64-d emotion vector",
       [](MidiGeneratorJobConfig& c, const TaskContext& context) { return std::make_unique<MidiGeneratorTask>(c, context); });
+  registry.add<EmotionTaskConfig>(
+      "emotion", "valence/arousal and Russell quadrant from MIDI tokens and/or features (EMOPIA)",
+      [](EmotionTaskConfig& c, const TaskContext& context) { return std::make_unique<EmotionTask>(c, context); });
 }
 
 }  // namespace
