@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   cli::register_registry(app);
   cli::register_prepare(app);
   cli::register_validate(app);
+  cli::register_humanize(app);
 
   try {
     logging::init(logging::Options{});

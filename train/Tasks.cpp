@@ -2,14 +2,18 @@
 
 #include <mutex>
 
+#include "train/tasks/GrooveTask.h"
+
 namespace kmidi::train {
 namespace {
 
 /// Adds each model family under the name a job config's `task:` key uses:
 ///   registry.add<FamilyJobSections>("family_name", "one-line description",
 ///       [](FamilyJobSections& sections, const TaskContext& context) { return std::make_unique<FamilyTask>(...); });
-/// No family implements train::Task on this branch yet; each adds its line here.
-void register_builtin_tasks(TaskRegistry& registry) { (void)registry; }
+void register_builtin_tasks(TaskRegistry& registry) {
+  registry.add<GrooveTaskConfig>("groove", "drum humanizer: quantized hits to timing offsets and velocities (Groove MIDI)",
+                                 [](GrooveTaskConfig& c, const TaskContext& ctx) { return std::make_unique<GrooveTask>(c, ctx); });
+}
 
 }  // namespace
 
