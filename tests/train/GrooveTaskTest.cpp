@@ -23,6 +23,7 @@
 #include "tests/support/TestSupport.h"
 #include "train/Job.h"
 #include "train/Tasks.h"
+#include "train/tasks/GrooveHumanize.h"
 
 namespace kmidi::train {
 namespace {
@@ -242,6 +243,75 @@ TEST(GrooveTask, GraphsMatchOnnxRuntimeAtEveryParityShape) {
         .require_passed("groove " + std::to_string(batch) + "x" + std::to_string(length));
   }
   EXPECT_TRUE(task.model().is_training());
+}
+
+TEST(GrooveHumanize, MovesDrumNotesByThePredictedOffsetAndKeepsEveryNote) {
+  torch::manual_seed(4);
+  models::GrooveModelOptions o = tiny_config(1).model.options();
+  models::GrooveModel model(o);
+  {
+    // Constant outputs: +0.25 step, velocity 0.5 (64 after rounding 63.5 half away from zero).
+    torch::NoGradGuard no_grad;
+    model->offset_head->weight.zero_();
+    model->offset_head->bias.fill_(std::atanh(0.5));
+    model->velocity_head->weight.zero_();
+    model->velocity_head->bias.fill_(0.0);
+  }
+  model->eval();
+  midi::Score s;
+  s.division.ticks_per_quarter = 480;  // 120 ticks per step
+  auto note = [&](int channel, int pitch, int64_t tick, int64_t length) {
+    midi::Note n;
+    n.channel = channel;
+    n.pitch = pitch;
+    n.velocity = 100;
+    n.start_tick = tick;
+    n.end_tick = tick + length;
+    s.notes.push_back(n);
+  };
+  note(9, 36, 0, 260);     // kick on step 0, long enough to reach the next kick
+  note(9, 36, 240, 60);    // kick on step 2
+  note(9, 42, 125, 30);    // hi-hat 5 ticks after step 1
+  note(9, 21, 480, 30);    // unmapped drum pitch: untouched
+  note(0, 60, 0, 480);     // piano: untouched
+  s.end_tick = 960;
+  s.update_times();
+  train::HumanizeStats stats;
+  const midi::Score h = train::humanize(s, *model, 32, &stats);
+  ASSERT_EQ(h.notes.size(), 5u);
+  EXPECT_EQ(stats.humanized, 3);
+  EXPECT_EQ(stats.windows, 1);
+  auto find = [&](int channel, int pitch, int64_t from) -> const midi::Note& {
+    for (const midi::Note& n : h.notes) {
+      if (n.channel == channel && n.pitch == pitch && n.start_tick >= from) return n;
+    }
+    throw std::runtime_error("note not found");
+  };
+  // Grid time + 0.25 step (30 ticks); the first kick ends where the second starts.
+  EXPECT_EQ(find(9, 36, 0).start_tick, 30);
+  EXPECT_EQ(find(9, 36, 0).end_tick, 270);
+  EXPECT_EQ(find(9, 36, 100).start_tick, 270);
+  EXPECT_EQ(find(9, 36, 100).end_tick, 330);
+  EXPECT_EQ(find(9, 42, 0).start_tick, 150);
+  EXPECT_EQ(find(9, 42, 0).end_tick, 180);
+  EXPECT_EQ(find(9, 42, 0).velocity, 64);
+  EXPECT_EQ(find(9, 21, 0).start_tick, 480);
+  EXPECT_EQ(find(9, 21, 0).velocity, 100);
+  EXPECT_EQ(find(0, 60, 0).start_tick, 0);
+  EXPECT_EQ(find(0, 60, 0).velocity, 100);
+  EXPECT_NEAR(find(9, 42, 0).start_s, 150.0 / 480.0 * 0.5, 1e-12);  // 120 bpm
+  EXPECT_NEAR(stats.mean_abs_offset_ms, 62.5, 1e-9);  // a quarter of a 250 ms step
+
+  midi::Score smpte = s;
+  smpte.division.smpte = true;
+  smpte.division.frames_per_second = 25;
+  smpte.division.ticks_per_frame = 40;
+  try {
+    train::humanize(smpte, *model, 32);
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("SMPTE-timed"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
