@@ -300,7 +300,7 @@ TEST(GrooveHumanize, MovesDrumNotesByThePredictedOffsetAndKeepsEveryNote) {
   EXPECT_EQ(find(0, 60, 0).start_tick, 0);
   EXPECT_EQ(find(0, 60, 0).velocity, 100);
   EXPECT_NEAR(find(9, 42, 0).start_s, 150.0 / 480.0 * 0.5, 1e-12);  // 120 bpm
-  EXPECT_NEAR(stats.mean_abs_offset_ms, 62.5, 1e-9);  // a quarter of a 250 ms step
+  EXPECT_NEAR(stats.mean_abs_offset_ms, 31.25, 1e-9);  // a quarter of a 125 ms step (120 bpm)
 
   midi::Score smpte = s;
   smpte.division.smpte = true;

@@ -33,6 +33,9 @@ void GrooveModelConfig::visit(config::Visitor& v) {
   v.field("n_heads", n_heads, config::Spec("attention heads; must divide d_model").positive());
   v.field("d_ff", d_ff, config::Spec("MLP hidden width").positive());
   v.field("dropout", dropout, config::Spec("dropout probability").min(0.0).less_than(1.0));
+  v.field("bar_steps", bar_steps,
+          config::Spec("embed each step's position in the bar, step mod bar_steps (16: 4/4 in 16ths); 0: none")
+              .non_negative());
   v.check(d_model % n_heads == 0, "n_heads", "must divide d_model (" + std::to_string(d_model) + ")");
   v.check((d_model / n_heads) % 2 == 0, "n_heads", "d_model / n_heads must be even (rotary positions)");
 }
@@ -41,6 +44,7 @@ models::GrooveModelOptions GrooveModelConfig::options() const {
   models::GrooveModelOptions o;
   o.drum_classes = kDrumClasses;
   o.num_styles = 0;
+  o.bar_steps = bar_steps;
   o.encoder.d_model = d_model;
   o.encoder.n_layers = n_layers;
   o.encoder.n_heads = n_heads;

@@ -55,6 +55,7 @@ struct GrooveModelConfig : config::Section {
   int64_t n_heads = 4;
   int64_t d_ff = 256;
   double dropout = 0.1;
+  int64_t bar_steps = 16;  ///< position-in-bar embedding period (windows start on bar lines); 0: none
   void visit(config::Visitor& v) override;
   models::GrooveModelOptions options() const;
 };
