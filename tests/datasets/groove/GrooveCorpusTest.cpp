@@ -30,8 +30,9 @@ TEST(GrooveCorpus, WindowsOfARealPerformanceMatchTheHandCheckedHits) {
   const GrooveItem& item = items[1];
   EXPECT_EQ(item.first_step, 16);
   EXPECT_EQ(item.id(), "funk@16");
-  EXPECT_NEAR(item.bpm, 138.0, 1e-9);
-  EXPECT_NEAR(item.step_ms(), 15000.0 / 138.0, 1e-9);
+  // The file's tempo is 434,783 µs per quarter (138 bpm rounded to whole µs).
+  EXPECT_NEAR(item.bpm, 60e6 / 434783.0, 1e-9);
+  EXPECT_NEAR(item.step_ms(), 434.783 / 4.0, 1e-9);
   ASSERT_EQ(item.hits.size(), 49u);  // mido: 49 hits on steps 16..47
   // mido (groove_grid.py): step 16 kick -0.041667 (55), closed hi-hat -0.341667 (72), ride -0.058333 (42);
   // step 18 kick -0.083333 (62).
