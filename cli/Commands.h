@@ -30,5 +30,6 @@ void register_registry(CLI::App& app);
 void register_prepare(CLI::App& app);
 void register_validate(CLI::App& app);
 void register_export(CLI::App& app);
+void register_humanize(CLI::App& app);
 
 }  // namespace kmidi::cli

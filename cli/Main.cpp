@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   cli::register_prepare(app);
   cli::register_validate(app);
   cli::register_export(app);
+  cli::register_humanize(app);
 
   try {
     logging::init(logging::Options{});

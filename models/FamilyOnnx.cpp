@@ -128,8 +128,15 @@ void emit_groove_model(onnx::ModelBuilder& b, GrooveModelImpl& m) {
   const Value hits = b.input("hits", DType::kFloat32, {"batch", "sequence", o.drum_classes},
                              "1 where a drum class is struck on a 16th-note step");
   const Value tempo = b.input("tempo", DType::kFloat32, {"batch", 1}, "bpm / 200");
-  const Value x = b.add(linear(b, hits, m.hit_embedding, "hit_embedding"),
-                        b.unsqueeze(linear(b, tempo, m.tempo_embedding, "tempo_embedding"), {1}));
+  Value x = b.add(linear(b, hits, m.hit_embedding, "hit_embedding"),
+                  b.unsqueeze(linear(b, tempo, m.tempo_embedding, "tempo_embedding"), {1}));
+  if (m.bar_position) {
+    // Position in the bar of each step: Range(0, T) mod bar_steps, embedded, broadcast over the batch.
+    b.set_metadata("kmidi.groove.bar_steps", std::to_string(o.bar_steps));
+    const Value steps = b.node("Range", {b.scalar_int64(0), dim_scalar(b, hits, 1), b.scalar_int64(1)}, {}, "steps");
+    const Value in_bar = b.node("Mod", {steps, b.scalar_int64(o.bar_steps)}, {}, "bar_position_ids");
+    x = b.add(x, b.embedding(in_bar, onnx::to_tensor_data(m.bar_position->weight), "bar_position"));
+  }
   const int64_t hd = o.encoder.d_model / o.encoder.n_heads;
   const RotaryTables rotary =
       rotary_tables(b, position_range(b, b.scalar_int64(0), dim_scalar(b, hits, 1)), false, hd, o.encoder.rope_base);

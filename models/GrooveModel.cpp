@@ -9,6 +9,7 @@ namespace kmidi::models {
 void GrooveModelOptions::validate() const {
   if (drum_classes <= 0) throw std::invalid_argument("groove model: drum_classes must be positive");
   if (num_styles < 0) throw std::invalid_argument("groove model: num_styles must be >= 0");
+  if (bar_steps < 0) throw std::invalid_argument("groove model: bar_steps must be >= 0");
   encoder.validate("groove model encoder");
 }
 
@@ -17,6 +18,9 @@ GrooveModelImpl::GrooveModelImpl(GrooveModelOptions options) : options_(std::mov
   const auto& o = options_;
   hit_embedding = register_module("hit_embedding", torch::nn::Linear(o.drum_classes, o.encoder.d_model));
   tempo_embedding = register_module("tempo_embedding", torch::nn::Linear(1, o.encoder.d_model));
+  if (o.bar_steps > 0) {
+    bar_position = register_module("bar_position", torch::nn::Embedding(o.bar_steps, o.encoder.d_model));
+  }
   encoder = register_module("encoder", TransformerEncoder(o.encoder));
   offset_head = register_module("offset_head", torch::nn::Linear(o.encoder.d_model, o.drum_classes));
   velocity_head = register_module("velocity_head", torch::nn::Linear(o.encoder.d_model, o.drum_classes));
@@ -29,8 +33,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at
               o.drum_classes, "], got ", hits.sizes());
   TORCH_CHECK(tempo.dim() == 2 && tempo.size(0) == hits.size(0) && tempo.size(1) == 1,
               "groove model: tempo must be [batch, 1], got ", tempo.sizes());
-  const at::Tensor x = hit_embedding->forward(hits.to(hit_embedding->weight.scalar_type())) +
-                       tempo_embedding->forward(tempo.to(hit_embedding->weight.scalar_type())).unsqueeze(1);
+  at::Tensor x = hit_embedding->forward(hits.to(hit_embedding->weight.scalar_type())) +
+                 tempo_embedding->forward(tempo.to(hit_embedding->weight.scalar_type())).unsqueeze(1);
+  if (bar_position) {
+    const at::Tensor steps = torch::arange(hits.size(1), torch::dtype(torch::kLong).device(hits.device()));
+    x = x + bar_position->forward(torch::remainder(steps, o.bar_steps)).unsqueeze(0);
+  }
   const at::Tensor h = encoder->forward(x);
   at::Tensor style;
   if (style_head) style = style_head->forward(h.mean(1));

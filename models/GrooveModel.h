@@ -3,11 +3,15 @@
 // timing offsets and velocities out (the Groove MIDI Dataset's humanize task).
 //
 // Input hits [B, T, C]: 1 where drum class c is struck at grid step t; tempo
-// [B, 1] in bpm/200. Outputs, in order: offsets [B, T, C] in fractions of a
+// [B, 1] in bpm/200. With bar_steps > 0, step t is at position t mod
+// bar_steps of its bar (sequences start on a bar line), and a learned
+// embedding of that position joins the input: rotary attention alone sees
+// only relative distances, while timing and accents depend on the beat. Outputs, in order: offsets [B, T, C] in fractions of a
 // step within [-0.5, 0.5], velocities [B, T, C] in [0, 1] (× 127 for MIDI),
 // and, when styles are configured, style [B, S] logits. Values at steps
 // without a hit carry no meaning (the loss masks them).
 
+#include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
 #include <array>
@@ -24,6 +28,7 @@ namespace kmidi::models {
 struct GrooveModelOptions {
   int64_t drum_classes = 9;
   int64_t num_styles = 0;  ///< 0: no style head
+  int64_t bar_steps = 0;   ///< > 0: embed each step's position in the bar (16 for 4/4 in 16ths)
   EncoderOptions encoder;
   void validate() const;
 };
@@ -38,6 +43,7 @@ class GrooveModelImpl : public torch::nn::Module {
   const GrooveModelOptions& options() const { return options_; }
 
   torch::nn::Linear hit_embedding{nullptr}, tempo_embedding{nullptr};
+  torch::nn::Embedding bar_position{nullptr};  ///< [bar_steps, d_model]; only with bar_steps > 0
   TransformerEncoder encoder{nullptr};
   torch::nn::Linear offset_head{nullptr}, velocity_head{nullptr}, style_head{nullptr};
 

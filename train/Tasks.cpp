@@ -5,6 +5,7 @@
 
 #include "train/tasks/MidiGeneratorTask.h"
 #include "train/tasks/EmotionTask.h"
+#include "train/tasks/GrooveTask.h"
 
 namespace kmidi::train {
 namespace {
@@ -19,6 +20,8 @@ void register_builtin_tasks(TaskRegistry& registry) {
   registry.add<EmotionTaskConfig>(
       "emotion", "valence/arousal and Russell quadrant from MIDI tokens and/or features (EMOPIA)",
       [](EmotionTaskConfig& c, const TaskContext& context) { return std::make_unique<EmotionTask>(c, context); });
+  registry.add<GrooveTaskConfig>("groove", "drum humanizer: quantized hits to timing offsets and velocities (Groove MIDI)",
+                                 [](GrooveTaskConfig& c, const TaskContext& ctx) { return std::make_unique<GrooveTask>(c, ctx); });
 }
 
 }  // namespace

@@ -30,14 +30,6 @@ std::array<int, 128> build_pitch_table() {
   return table;
 }
 
-int64_t step_tick(const midi::Score& score, int64_t step) {
-  if (score.division.smpte) {
-    // No musical clock: steps follow the 120 bpm assumption of Score::beats_at.
-    return score.tick_at_seconds(static_cast<double>(step) * 0.125);
-  }
-  return step * score.division.ticks_per_quarter / kStepsPerQuarter;
-}
-
 }  // namespace
 
 const std::array<const char*, kDrumClasses>& drum_class_names() {
@@ -49,6 +41,14 @@ const std::array<const char*, kDrumClasses>& drum_class_names() {
 int drum_class(int pitch) {
   static const std::array<int, 128> table = build_pitch_table();
   return pitch >= 0 && pitch < 128 ? table[static_cast<size_t>(pitch)] : -1;
+}
+
+int64_t grid_tick(const midi::Score& score, int64_t step) {
+  if (score.division.smpte) {
+    // No musical clock: steps follow the 120 bpm assumption of Score::beats_at.
+    return score.tick_at_seconds(static_cast<double>(step) * 0.125);
+  }
+  return step * score.division.ticks_per_quarter / kStepsPerQuarter;
 }
 
 int class_pitch(int c) {
@@ -73,7 +73,7 @@ DrumGrid quantize_drums(const midi::Score& score) {
     hit.step = step;
     hit.drum_class = c;
     hit.offset_steps = position - static_cast<double>(step);
-    hit.offset_ms = (n.start_s - score.seconds_at(step_tick(score, step))) * 1000.0;
+    hit.offset_ms = (n.start_s - score.seconds_at(grid_tick(score, step))) * 1000.0;
     hit.velocity = n.velocity;
     hit.note_index = static_cast<int64_t>(i);
     auto [it, inserted] = best.emplace(std::make_pair(step, c), hit);

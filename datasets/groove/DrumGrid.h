@@ -28,6 +28,10 @@ int drum_class(int pitch);
 /// The pitch written for a class when a grid becomes MIDI again.
 int class_pitch(int drum_class);
 
+/// The tick of grid step `step` (PPQ: step · ticks_per_quarter / 4; SMPTE:
+/// steps of 125 ms, the 120 bpm assumption of Score::beats_at).
+int64_t grid_tick(const midi::Score& score, int64_t step);
+
 struct Hit {
   int64_t step = 0;          ///< grid index (16th notes from the start)
   int drum_class = 0;

@@ -97,17 +97,21 @@ INSTANTIATE_TEST_SUITE_P(Inputs, EmotionOnnx,
                                   (info.param.second ? "features" : "");
                          });
 
-TEST(FamiliesOnnx, GrooveMatchesLibTorch) {
+class GrooveOnnx : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(GrooveOnnx, MatchesLibTorch) {
   torch::manual_seed(12);
   GrooveModelOptions o;
   o.num_styles = 6;
+  o.bar_steps = GetParam();
   o.encoder.d_model = 32;
   o.encoder.d_ff = 48;
   GrooveModel model(o);
   model->eval();
-  const std::string path = export_to("groove", [&](onnx::ModelBuilder& b) { emit_groove_model(b, *model); });
+  const std::string name = "groove" + std::to_string(o.bar_steps);
+  const std::string path = export_to(name, [&](onnx::ModelBuilder& b) { emit_groove_model(b, *model); });
   torch::NoGradGuard no_grad;
-  for (auto [batch, steps] : std::vector<std::pair<int64_t, int64_t>>{{1, 32}, {4, 16}}) {
+  for (auto [batch, steps] : std::vector<std::pair<int64_t, int64_t>>{{1, 32}, {4, 16}, {2, 37}}) {
     data::NamedTensors in, ref;
     in.set("hits", (torch::rand({batch, steps, 9}) > 0.6).to(torch::kFloat));
     in.set("tempo", torch::rand({batch, 1}));
@@ -115,9 +119,11 @@ TEST(FamiliesOnnx, GrooveMatchesLibTorch) {
     ref.set("offsets", offsets);
     ref.set("velocities", velocities);
     ref.set("style", torch::softmax(style, -1));
-    onnx::onnxruntime_parity(path, in, ref).require_passed("groove steps " + std::to_string(steps));
+    onnx::onnxruntime_parity(path, in, ref).require_passed(name + " steps " + std::to_string(steps));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(BarSteps, GrooveOnnx, ::testing::Values(int64_t{0}, int64_t{16}));
 
 }  // namespace
 }  // namespace kmidi::models

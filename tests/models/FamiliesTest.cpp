@@ -140,5 +140,32 @@ TEST(GrooveModel, OutputsInRangeAtAnyLength) {
   EXPECT_THROW(plain->forward(torch::zeros({1, 16, 8}), torch::full({1, 1}, 0.5)), c10::Error);
 }
 
+TEST(GrooveModel, BarPositionEmbeddingRepeatsEveryBar) {
+  torch::manual_seed(5);
+  GrooveModelOptions o;
+  o.bar_steps = 16;
+  o.encoder.d_model = 32;
+  o.encoder.d_ff = 64;
+  o.encoder.n_layers = 1;
+  GrooveModel model(o);
+  model->eval();
+  ASSERT_TRUE(model->bar_position);
+  EXPECT_EQ(model->bar_position->weight.sizes(), (std::vector<int64_t>{16, 32}));
+  bool named = false;
+  for (const auto& p : model->named_parameters()) named |= p.key() == "bar_position.weight";
+  EXPECT_TRUE(named);
+  // Without the embedding (zeroed), the model cannot tell bar positions apart:
+  // an empty pattern gives the same output at every step. With it, steps 16
+  // apart agree and steps within a bar differ.
+  torch::NoGradGuard no_grad;
+  const auto [offsets, velocities, style] = model->forward(torch::zeros({1, 48, 9}), torch::full({1, 1}, 0.5));
+  EXPECT_TRUE(torch::allclose(offsets[0][3], offsets[0][19], 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(offsets[0][3], offsets[0][35], 1e-5, 1e-6));
+  EXPECT_FALSE(torch::allclose(offsets[0][3], offsets[0][4], 1e-5, 1e-6));
+  model->bar_position->weight.zero_();
+  const auto [flat, v2, s2] = model->forward(torch::zeros({1, 48, 9}), torch::full({1, 1}, 0.5));
+  EXPECT_TRUE(torch::allclose(flat[0][3], flat[0][4], 1e-5, 1e-6));
+}
+
 }  // namespace
 }  // namespace kmidi::models
