@@ -2,14 +2,18 @@
 
 #include <mutex>
 
+#include "train/tasks/SpectocloudTask.h"
+
 namespace kmidi::train {
 namespace {
 
 /// Adds each model family under the name a job config's `task:` key uses:
 ///   registry.add<FamilyJobSections>("family_name", "one-line description",
 ///       [](FamilyJobSections& sections, const TaskContext& context) { return std::make_unique<FamilyTask>(...); });
-/// No family implements train::Task on this branch yet; each adds its line here.
-void register_builtin_tasks(TaskRegistry& registry) { (void)registry; }
+void register_builtin_tasks(TaskRegistry& registry) {
+  registry.add<SpectocloudTaskConfig>("spectocloud", "mel excerpt + emotion + midi_features to a point cloud",
+      [](SpectocloudTaskConfig& c, const TaskContext& ctx) { return std::make_unique<SpectocloudTask>(c, ctx); });
+}
 
 }  // namespace
 
