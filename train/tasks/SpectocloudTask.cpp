@@ -89,8 +89,9 @@ ForwardOutput SpectocloudTask::forward(const data::Batch& batch, bool training) 
   w.position = loss_.position_weight;
   w.color = loss_.color_weight;
   w.property = loss_.property_weight;
-  // The loss in fp32 even under autocast: squared distances of nearby points
-  // lose their differences in bf16.
+  // The loss in fp32 with autocast off: squared distances of nearby points
+  // lose their differences in bf16, and so would the nearest-neighbour search.
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   const losses::CloudLossTerms t =
       losses::cloud_loss(positions.to(torch::kFloat), colors.to(torch::kFloat), properties.to(torch::kFloat),
                          target_positions, batch.targets.at("colors"), batch.targets.at("properties"), w, loss_.chunk);
