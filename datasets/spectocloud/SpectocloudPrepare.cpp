@@ -183,7 +183,7 @@ std::string rendered_wav(const SpectocloudPrepareConfig& config, const SourceFil
   std::snprintf(gain, sizeof gain, "%g", config.render.gain);
   const auto [status, log] = run_process({"/bin/bash", config.render.script.str(), "-o", out_dir.string(), "-g", gain,
                                           "-r", std::to_string(config.mel.sample_rate), file.path},
-                                         (out_dir / (stem_of(file.relative) + ".render.log")).string());
+                                         (out_dir / (stem_of(file.relative) + ".render." + std::to_string(::getpid()) + ".log")).string());
   if (status != 0 || !fs::is_regular_file(wav)) {
     throw DataError(file.path + ": rendering to " + wav.string() + " failed (render_audio.sh exit " + std::to_string(status) +
                     "): " + log);

@@ -3,6 +3,7 @@
 // real data (1 POP909 song, 2 EMOPIA clips, 1 real recording) and a cache
 // prepared from it once per test binary.
 
+#include <filesystem>
 #include <string>
 
 #include "core/Config.h"
@@ -11,11 +12,18 @@
 
 namespace kmidi::spectocloud::testing {
 
-/// YAML of a small spectocloud prepare config writing to `out_dir`. Renders go
-/// to a folder shared by the tests of this process (rendering is the slow part).
+/// The render cache of the tests, shared by every test process (ctest runs
+/// each test in its own): rendering is the slow part, renders are
+/// deterministic, and render_audio.sh renames each finished WAV into place, so
+/// concurrent processes never read a half file.
+inline std::string shared_render_dir() {
+  return (std::filesystem::temp_directory_path() / "kmidi_test_spectocloud_renders").string();
+}
+
+/// YAML of a small spectocloud prepare config writing to `out_dir`.
 inline std::string small_prepare_yaml(const std::string& out_dir, const std::string& on_error = "fail",
                                       const std::string& extra_sources = "") {
-  static const std::string renders = test::scratch_dir("spectocloud-renders");
+  const std::string renders = shared_render_dir();
   return "kind: spectocloud\n"
          "data_root: " + std::string(KMIDI_SHARED_DATA) + "\n"
          "sources:\n"
