@@ -24,9 +24,11 @@ void register_version(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_train(CLI::App& app);
 void register_evaluate(CLI::App& app);
+void register_generate(CLI::App& app);
 void register_onnx(CLI::App& app);
 void register_registry(CLI::App& app);
 void register_prepare(CLI::App& app);
 void register_validate(CLI::App& app);
+void register_export(CLI::App& app);
 
 }  // namespace kmidi::cli

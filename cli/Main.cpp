@@ -46,10 +46,12 @@ int main(int argc, char** argv) {
   cli::register_inspect(app);
   cli::register_train(app);
   cli::register_evaluate(app);
+  cli::register_generate(app);
   cli::register_onnx(app);
   cli::register_registry(app);
   cli::register_prepare(app);
   cli::register_validate(app);
+  cli::register_export(app);
 
   try {
     logging::init(logging::Options{});

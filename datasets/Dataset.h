@@ -25,6 +25,10 @@ class Dataset {
   virtual std::string item_id(size_t index) const = 0;
   /// Optional cost of an item (e.g. its length), for length-aware batching.
   virtual int64_t item_cost(size_t index) const { return 1; }
+  /// Called before any batch of training epoch `epoch` is built (never while
+  /// one is being built). Data whose items change per epoch (random crops)
+  /// follows it; the default ignores it.
+  virtual void set_epoch(int64_t epoch) const { (void)epoch; }
 };
 
 }  // namespace kmidi::data

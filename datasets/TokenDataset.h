@@ -66,7 +66,7 @@ class TokenShardDataset : public Dataset {
   int64_t item_cost(size_t index) const override;
 
   /// Selects the random_crop windows of `epoch` (thread-safe).
-  void set_epoch(int64_t epoch) { epoch_.store(epoch); }
+  void set_epoch(int64_t epoch) const override { epoch_.store(epoch); }
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
   int64_t pad_id() const { return tokenizer_->pad_id(); }
   /// Whether batches carry "emotion" (the shards have valence and arousal labels).
@@ -88,7 +88,7 @@ class TokenShardDataset : public Dataset {
   std::unique_ptr<shards::ShardReader> shard_;
   std::vector<Item> items_;
   int valence_ = -1, arousal_ = -1, intensity_ = -1;  // label columns
-  std::atomic<int64_t> epoch_{0};
+  mutable std::atomic<int64_t> epoch_{0};
 };
 
 }  // namespace kmidi::data

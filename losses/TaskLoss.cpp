@@ -94,7 +94,14 @@ at::Tensor head_loss_per_sample(const HeadConfig& h, const at::Tensor& output, c
   if (h.loss == "cross_entropy" || (h.loss == "focal" && h.task == "classification")) {
     // output [B, C] or [B, T, C]; target [B] or [B, T] class ids.
     const at::Tensor log_probs = torch::log_softmax(output.to(torch::kFloat), -1);
-    const at::Tensor ids = target.to(torch::kLong);
+    at::Tensor ids = target.to(torch::kLong);
+    // Padded positions may hold any id (e.g. -100 or PAD): they are masked
+    // out below, but gather needs a valid index.
+    if (mask.defined()) {
+      at::Tensor counts = mask.to(torch::kBool);
+      while (counts.dim() < ids.dim()) counts = counts.unsqueeze(-1);
+      ids = torch::where(counts, ids, torch::zeros_like(ids));
+    }
     const at::Tensor picked = log_probs.gather(-1, ids.unsqueeze(-1)).squeeze(-1);
     at::Tensor loss;
     if (h.loss == "cross_entropy") {
@@ -155,8 +162,13 @@ void validate_targets(const TaskLossConfig& config, const data::NamedTensors& ou
         throw UsageError(who + ": output " + shape_text(out) + " and target " + shape_text(tgt) +
                          " do not fit: expected output [..., " + std::to_string(h.num_classes) + "] over target [...]");
       }
-      if (tgt.numel() > 0) {
-        const int64_t lo = tgt.min().item<int64_t>(), hi = tgt.max().item<int64_t>();
+      // Only counted positions must hold valid ids; padding may hold anything.
+      const at::Tensor counted =
+          !h.mask.empty() && targets.contains(h.mask) && targets.at(h.mask).sizes() == tgt.sizes()
+              ? tgt.masked_select(targets.at(h.mask).to(torch::kBool))
+              : tgt;
+      if (counted.numel() > 0) {
+        const int64_t lo = counted.min().item<int64_t>(), hi = counted.max().item<int64_t>();
         if (lo < 0 || hi >= h.num_classes) {
           throw UsageError(who + ": class id " + std::to_string(lo < 0 ? lo : hi) + " is out of range [0, " +
                            std::to_string(h.num_classes) + ")");
@@ -186,6 +198,14 @@ void validate_targets(const TaskLossConfig& config, const data::NamedTensors& ou
     }
     if (!h.mask.empty() && !targets.contains(h.mask)) {
       throw UsageError(who + ": mask '" + h.mask + "' is not among the targets (" + strings::join(targets.names(), ", ") + ")");
+    }
+    if (!h.mask.empty()) {
+      const at::Tensor& m = targets.at(h.mask);
+      const bool fits = m.dim() <= tgt.dim() && m.sizes() == tgt.sizes().slice(0, m.dim());
+      if (!fits) {
+        throw UsageError(who + ": mask '" + h.mask + "' " + shape_text(m) + " does not cover the leading dimensions of target " +
+                         shape_text(tgt));
+      }
     }
   }
 }

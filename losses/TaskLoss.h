@@ -25,11 +25,18 @@ struct HeadConfig : config::Section {
   std::string loss;    ///< default by task: cross_entropy | bce | mse | chamfer
   double weight = 1.0;
   double label_smoothing = 0.0;       ///< cross_entropy only, in [0, 1)
-  std::vector<double> class_weights;  ///< classification: one per class
+  /// classification: one per class; each position's loss is multiplied by
+  /// its target class's weight (no renormalisation by the weights' sum, so
+  /// the trainer's per-unit mean stays a mean over units)
+  std::vector<double> class_weights;
   double focal_gamma = 2.0;           ///< focal only
   double huber_delta = 1.0;           ///< huber only
   int64_t num_classes = 0;            ///< classification / multi_label: REQUIRED, >= 2
-  std::string mask;  ///< optional target tensor (1 = counts) masking padded positions
+  /// Optional target tensor (1 = counts) masking padded positions; it covers
+  /// the target's leading dimensions (e.g. [B, T] for targets [B, T]). Masked
+  /// positions may hold any value (e.g. -100): they neither count nor are
+  /// range-checked.
+  std::string mask;
   void visit(config::Visitor& v) override;
   /// The target tensor's name (explicit or the head's).
   const std::string& target_name() const { return target.empty() ? name : target; }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs everything kmidi needs on Debian 12 (apt packages, onnxruntime-node
-# from npm), then configures and builds. Idempotent: a second run installs
-# nothing and rebuilds only what changed.
+# from npm), configures and builds, then runs the main job: the MIDI generator
+# trained on the repo's POP909 sample (configs/midi_generator.yaml). Idempotent:
+# a second run installs nothing, rebuilds only what changed and resumes the run.
 #
-#   scripts/setup.sh              install, configure, build
+#   scripts/setup.sh              install, configure, build, train the sample job
+#   scripts/setup.sh --no-train   install, configure, build
 #   scripts/setup.sh --deps-only  install only
 #   KMIDI_BUILD_DIR=...           build folder (default: build)
 #   KMIDI_CMAKE_ARGS=...          extra CMake arguments, e.g. -DCMAKE_PREFIX_PATH=<libtorch>
@@ -12,10 +14,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${KMIDI_BUILD_DIR:-$ROOT/build}
 DEPS_ONLY=0
+TRAIN=1
 for arg in "$@"; do
   case "$arg" in
     --deps-only) DEPS_ONLY=1 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    --no-train) TRAIN=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac
 done
@@ -29,7 +33,7 @@ PACKAGES=(
   nlohmann-json3-dev rapidjson-dev libcli11-dev libsndfile1-dev libsoxr-dev libssl-dev
   libvorbis-dev
   # reference peers for tests and benchmarks (never on the product's path)
-  python3-torch python3-mido python3-numpy
+  python3-torch python3-mido python3-numpy python3-h5py
   # audio rendering, launchers for distributed tests, plots
   fluidsynth fluid-soundfont-gm openmpi-bin slurm-wlm munge gnuplot-nox
   # onnxruntime-node runs under Debian's node when the image has none
@@ -71,3 +75,7 @@ fi
 # shellcheck disable=SC2086
 cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "${COMPILER_ARGS[@]}" ${KMIDI_CMAKE_ARGS:-}
 cmake --build "$BUILD_DIR" --parallel "$(nproc)"
+
+[ "$TRAIN" = 1 ] || exit 0
+echo "setup: training the MIDI generator on the POP909 sample (runs/midi_generator)"
+"$BUILD_DIR/kmidi" train --config "$ROOT/configs/midi_generator.yaml"

@@ -136,6 +136,34 @@ TrainResult run_training(JobConfig& job, const TaskRegistry& registry) {
   return trainer.fit();
 }
 
+LoadedCheckpoint load_checkpoint_weights(Task& task, const std::string& task_name, const std::string& path,
+                                         bool use_ema) {
+  CheckpointFile file(path);
+  LoadedCheckpoint loaded;
+  loaded.meta_json = std::string(file.bytes(checkpoint_section::kMeta));
+  const auto meta = nlohmann::json::parse(loaded.meta_json, nullptr, false);
+  if (meta.is_discarded() || !meta.is_object()) throw DataError(path + ": meta.json is not a JSON object");
+  const std::string saved_task = meta.value("task", std::string());
+  if (saved_task != task_name) {
+    throw UsageError(path + ": the checkpoint was trained for task '" + saved_task + "', the config selects task '" +
+                     task_name + "'");
+  }
+  if (file.has(checkpoint_section::kConfig)) loaded.config_yaml = std::string(file.bytes(checkpoint_section::kConfig));
+  task.check_artifacts(file.artifacts());
+  NamedTensorList target;
+  for (const auto& item : task.model().named_parameters(true)) target.emplace_back(item.key(), item.value());
+  for (const auto& item : task.model().named_buffers(true)) target.emplace_back(item.key(), item.value());
+  load_named_tensors(file.tensors(checkpoint_section::kModel), target, path + ": model");
+  loaded.step = meta.value("step", int64_t{0});
+  if (use_ema && file.has(checkpoint_section::kEma)) {
+    NamedTensorList params;
+    for (const auto& item : task.model().named_parameters(true)) params.emplace_back(item.key(), item.value());
+    load_named_tensors(file.tensors(checkpoint_section::kEma), params, path + ": ema");
+    loaded.used_ema = true;
+  }
+  return loaded;
+}
+
 EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, const EvaluateOptions& options) {
   FlushLogOnExit flush;
   if (options.checkpoint.empty()) throw UsageError("evaluate: --checkpoint is required");
@@ -143,28 +171,10 @@ EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, con
   JobRuntime rt = start_job(job, nullptr);
   std::unique_ptr<Task> task = make_task(job, registry, *rt.context);
 
-  CheckpointFile file(options.checkpoint);
-  const auto meta = nlohmann::json::parse(file.bytes(checkpoint_section::kMeta), nullptr, false);
-  if (meta.is_discarded() || !meta.is_object()) throw DataError(options.checkpoint + ": meta.json is not a JSON object");
-  const std::string saved_task = meta.value("task", std::string());
-  if (saved_task != job.task) {
-    throw UsageError(options.checkpoint + ": the checkpoint was trained for task '" + saved_task +
-                     "', the config selects task '" + job.task + "'");
-  }
-  task->check_artifacts(file.artifacts());
-  NamedTensorList target;
-  for (const auto& item : task->model().named_parameters(true)) target.emplace_back(item.key(), item.value());
-  for (const auto& item : task->model().named_buffers(true)) target.emplace_back(item.key(), item.value());
-  load_named_tensors(file.tensors(checkpoint_section::kModel), target, options.checkpoint + ": model");
-
+  const LoadedCheckpoint loaded = load_checkpoint_weights(*task, job.task, options.checkpoint, options.use_ema);
   EvaluateOutcome outcome;
-  outcome.checkpoint_step = meta.value("step", int64_t{0});
-  if (options.use_ema && file.has(checkpoint_section::kEma)) {
-    NamedTensorList params;
-    for (const auto& item : task->model().named_parameters(true)) params.emplace_back(item.key(), item.value());
-    load_named_tensors(file.tensors(checkpoint_section::kEma), params, options.checkpoint + ": ema");
-    outcome.used_ema = true;
-  }
+  outcome.checkpoint_step = loaded.step;
+  outcome.used_ema = loaded.used_ema;
 
   outcome.output_dir = rt.run_dir + "/eval/" + options.split + "-step" + std::to_string(outcome.checkpoint_step);
   if (rt.context->is_main()) {

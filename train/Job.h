@@ -60,6 +60,23 @@ std::unique_ptr<Task> make_task(JobConfig& job, const TaskRegistry& registry, co
 /// Writes config.yaml and train.log to the run folder.
 TrainResult run_training(JobConfig& job, const TaskRegistry& registry);
 
+/// What load_checkpoint_weights() read from a checkpoint.
+struct LoadedCheckpoint {
+  int64_t step = 0;
+  bool used_ema = false;    ///< the weights are the checkpoint's EMA average
+  std::string meta_json;    ///< the checkpoint's meta.json (training state, see train/Checkpoint.h)
+  std::string config_yaml;  ///< the resolved config it was trained with
+};
+
+/// Loads the weights of the checkpoint at `path` into `task`'s model: its
+/// parameters and buffers, then the EMA average over the parameters when
+/// `use_ema` and the checkpoint has one. First checks that the checkpoint was
+/// trained for task `task_name` (UsageError otherwise) and that its artifacts
+/// are the task's (Task::check_artifacts). Throws DataError for an unreadable
+/// or corrupt file and for missing, unexpected or mis-shaped tensors.
+LoadedCheckpoint load_checkpoint_weights(Task& task, const std::string& task_name, const std::string& path,
+                                         bool use_ema);
+
 struct EvaluateOptions {
   std::string checkpoint;        ///< required
   std::string split = "test";

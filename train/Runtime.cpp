@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <string>
 #include <thread>
 
 namespace kmidi::train {
@@ -30,7 +32,28 @@ void on_stop_signal(int sig) {
   }
 }
 
+/// "model name" of /proc/cpuinfo's first processor, or "" where there is none.
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) break;
+    size_t begin = line.find_first_not_of(" \t", colon + 1);
+    return begin == std::string::npos ? std::string() : line.substr(begin);
+  }
+  return {};
+}
+
 }  // namespace
+
+std::string describe_hardware(const std::string& device, int world_size) {
+  std::string text = device + " x " + std::to_string(world_size) + (world_size == 1 ? " process" : " processes");
+  const std::string cpu = cpu_model_name();
+  text += "; CPU " + (cpu.empty() ? std::string("unknown") : cpu) + " (" + std::to_string(available_cores()) +
+          " cores available)";
+  return text;
+}
 
 int available_cores() {
   cpu_set_t set;

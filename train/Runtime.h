@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <string>
 
 namespace kmidi::train {
 
@@ -24,6 +25,11 @@ ProcessSettings configure_process(int64_t threads, int local_processes = 1);
 
 /// Number of CPU cores this process may run on (its affinity mask).
 int available_cores();
+
+/// One line naming what a job runs on, recorded in checkpoints and the
+/// registry: "<device> x <world_size> process(es); CPU <model name> (<cores>
+/// cores available)", e.g. "cpu x 1 process; CPU AMD EPYC 7B13 (2 cores available)".
+std::string describe_hardware(const std::string& device, int world_size);
 
 /// While alive, SIGINT and SIGTERM ask the process to stop: the first sets a
 /// flag that the trainer checks between steps (it saves a checkpoint and

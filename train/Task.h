@@ -86,7 +86,21 @@ struct GraphExport {
   /// The registry entry's task (../shared/CONTRACTS.md), e.g. "melody_generation".
   std::string registry_task;
   int64_t registry_input_size = 0;   ///< 1..128, as the registry schema requires
-  int64_t registry_output_size = 0;  ///< 1..128
+  int64_t registry_output_size = 0;  ///< 1..2^24 (the registry schema's bound)
+  /// The file's stem when the engines locate the graph by name (a legacy slot
+  /// such as "groovepredictor"); empty: "<model>" or "<model>_<suffix>", where
+  /// <model> is the run's name (export/README.md, "The export pipeline").
+  std::string file_stem;
+  /// Optional check across the task's graphs, e.g. "the incremental graph
+  /// reproduces the full graph's logits token by token" and "generated ids
+  /// decode with nothing but the file's metadata": the generator plugs in
+  /// onnx::generator_extra_check (export/GeneratorExportCheck.h; library
+  /// kmidi_export_generator). The pipeline calls it after every graph of
+  /// the task passed its own checks (onnx checker, shape inference, parity),
+  /// with the checked candidate files by suffix ("" for the main graph), and
+  /// before any of them is renamed into place. It throws (CheckFailed) to
+  /// refuse the export; then no file of the task is written.
+  std::function<void(const std::map<std::string, std::string>& candidate_files)> extra_check;
 };
 
 class Task {

@@ -1,7 +1,10 @@
 #include "train/Tasks.h"
 
+#include <memory>
 #include <mutex>
 
+#include "train/tasks/EmotionTask.h"
+#include "train/tasks/MidiGeneratorTask.h"
 #include "train/tasks/SpectocloudTask.h"
 
 namespace kmidi::train {
@@ -11,6 +14,12 @@ namespace {
 ///   registry.add<FamilyJobSections>("family_name", "one-line description",
 ///       [](FamilyJobSections& sections, const TaskContext& context) { return std::make_unique<FamilyTask>(...); });
 void register_builtin_tasks(TaskRegistry& registry) {
+  registry.add<MidiGeneratorJobConfig>(
+      "midi_generator", "decoder-only transformer over MIDI tokens, conditioned on a 64-d emotion vector",
+      [](MidiGeneratorJobConfig& c, const TaskContext& context) { return std::make_unique<MidiGeneratorTask>(c, context); });
+  registry.add<EmotionTaskConfig>(
+      "emotion", "valence/arousal and Russell quadrant from MIDI tokens and/or features (EMOPIA)",
+      [](EmotionTaskConfig& c, const TaskContext& context) { return std::make_unique<EmotionTask>(c, context); });
   registry.add<SpectocloudTaskConfig>("spectocloud", "mel excerpt + emotion + midi_features to a point cloud",
       [](SpectocloudTaskConfig& c, const TaskContext& ctx) { return std::make_unique<SpectocloudTask>(c, ctx); });
 }

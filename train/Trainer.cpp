@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 
+#include "core/BuildInfo.h"
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "core/Progress.h"
@@ -446,6 +447,9 @@ std::string Trainer::meta_json() const {
   j["precision"] = precision_name(precision_);
   j["world_size_at_save"] = context_->world_size();  // information only
   j["ema_decay"] = config_.ema.decay;
+  // Information for the registry manifest (export/): what built and ran this run.
+  j["git_commit"] = build::git_commit();
+  j["hardware"] = describe_hardware(context_->device().str(), context_->world_size());
   j["created_unix"] = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   return j.dump(2);
 }
@@ -495,6 +499,8 @@ void Trainer::open_epoch() {
   for (int64_t j = state_.position.step_in_epoch; j < sampler_->steps_per_epoch(); ++j) {
     for (auto& micro : sampler_->rank_micro_batches(batches[static_cast<size_t>(j)])) requests.push_back(std::move(micro));
   }
+  // Before the loader thread starts, so that every batch of the epoch sees it.
+  train_data_->set_epoch(state_.position.epoch);
   loader_ = std::make_unique<DataLoader>(train_data_, std::move(requests), config_.prefetch);
 }
 

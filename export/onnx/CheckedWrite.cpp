@@ -54,29 +54,44 @@ void fsync_dir(const fs::path& dir) {
 
 }  // namespace
 
-void write_checked_model(const std::string& path, std::string_view bytes, const std::vector<FileCheck>& checks) {
-  const fs::path target(path);
-  if (target.filename().empty()) throw UsageError("write_checked_model: '" + path + "' names no file");
+StagedModel::StagedModel(std::string path, std::string_view bytes, const std::vector<FileCheck>& checks)
+    : target_(std::move(path)) {
+  const fs::path target(target_);
+  if (target.filename().empty()) throw UsageError("write_checked_model: '" + target_ + "' names no file");
   if (target.has_parent_path()) files::ensure_dir(target.parent_path().string());
   remove_stale_candidates(target);
 
   static std::atomic<int> counter{0};
-  const fs::path candidate = target.parent_path() / (partial_prefix(target) + std::to_string(::getpid()) + "." +
-                                                     std::to_string(counter++));
-  CandidateGuard guard{candidate.string()};
-  files::write_atomic(candidate.string(), bytes);
-  files::fault_point("onnx_write_candidate", path);
+  candidate_ = (target.parent_path() / (partial_prefix(target) + std::to_string(::getpid()) + "." +
+                                        std::to_string(counter++)))
+                   .string();
+  CandidateGuard guard{candidate_};
+  files::write_atomic(candidate_, bytes);
+  files::fault_point("onnx_write_candidate", target_);
 
-  check_model(bytes, path);
-  for (const FileCheck& check : checks) check(candidate.string());
-  files::fault_point("onnx_write_checked", path);
+  check_model(bytes, target_);
+  for (const FileCheck& check : checks) check(candidate_);
+  guard.keep = true;  // from here on the destructor owns the candidate
+}
 
-  if (::rename(candidate.c_str(), target.c_str()) != 0) {
-    throw DataError(path + ": cannot rename the checked file " + candidate.string() +
-                    " into place: " + std::strerror(errno));
+StagedModel::~StagedModel() {
+  if (!committed_) ::unlink(candidate_.c_str());
+}
+
+void StagedModel::commit() {
+  if (committed_) return;
+  files::fault_point("onnx_write_checked", target_);
+  if (::rename(candidate_.c_str(), target_.c_str()) != 0) {
+    throw DataError(target_ + ": cannot rename the checked file " + candidate_ + " into place: " +
+                    std::strerror(errno));
   }
-  guard.keep = true;
-  fsync_dir(target.parent_path());
+  committed_ = true;
+  fsync_dir(fs::path(target_).parent_path());
+}
+
+void write_checked_model(const std::string& path, std::string_view bytes, const std::vector<FileCheck>& checks) {
+  StagedModel staged(path, bytes, checks);
+  staged.commit();
 }
 
 }  // namespace kmidi::onnx

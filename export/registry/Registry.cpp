@@ -246,7 +246,7 @@ void check_hash(const rapidjson::Value& entry, const char* hash_pointer, const s
   }
 }
 
-std::vector<Problem> check_entries(const rapidjson::Document& doc, const fs::path& base_dir) {
+std::vector<Problem> check_entries(const rapidjson::Document& doc, const fs::path& base_dir, bool check_files) {
   std::vector<Problem> problems;
   std::map<std::string, size_t> first_use;
   const rapidjson::Value& models = doc["models"];
@@ -259,6 +259,7 @@ std::vector<Problem> check_entries(const rapidjson::Document& doc, const fs::pat
       problems.push_back({at + "/id", "duplicate id \"" + id + "\"; expected unique ids, first used by models[" +
                                           std::to_string(it->second) + "]"});
     }
+    if (!check_files) continue;
     const auto file = check_path(e, "/file", at, base_dir, problems);
     check_hash(e, "/exports/sha256", file, at, problems);
     const auto onnx = check_path(e, "/exports/onnx_path", at, base_dir, problems);
@@ -373,7 +374,8 @@ std::string folder_of(const std::string& path) {
 
 std::string_view registry_schema() { return detail::kRegistrySchemaText; }
 
-void validate_manifest_text(std::string_view text, const std::string& base_dir, const std::string& origin) {
+void validate_manifest_text(std::string_view text, const std::string& base_dir, const std::string& origin,
+                            bool check_files) {
   rapidjson::Document doc;
   doc.Parse(text.data(), text.size());
   if (doc.HasParseError()) {
@@ -384,15 +386,15 @@ void validate_manifest_text(std::string_view text, const std::string& base_dir, 
   if (!doc.Accept(validator)) {
     throw CheckFailed(format(doc, origin, {explain_schema_failure(doc, validator)}));
   }
-  const std::vector<Problem> problems = check_entries(doc, base_dir);
+  const std::vector<Problem> problems = check_entries(doc, base_dir, check_files);
   if (!problems.empty()) throw CheckFailed(format(doc, origin, problems));
 }
 
 void validate_manifest(const std::string& path) { validate_manifest_text(files::read_all(path), folder_of(path), path); }
 
-std::vector<RegistryEntry> read_registry(const std::string& path) {
+std::vector<RegistryEntry> read_registry(const std::string& path, bool check_files) {
   const std::string text = files::read_all(path);
-  validate_manifest_text(text, folder_of(path), path);
+  validate_manifest_text(text, folder_of(path), path, check_files);
   const ordered_json root = ordered_json::parse(text);
   std::vector<RegistryEntry> entries;
   for (const auto& j : root.at("models")) entries.push_back(from_json(j));

@@ -56,13 +56,16 @@ std::string_view registry_schema();
 /// its first), each as "models[I] (id "ID") at /json/pointer: what; expected X,
 /// got Y"; its first line names the first problem. Throws DataError when
 /// `text` is not JSON (with the byte offset). `origin` names the manifest.
-void validate_manifest_text(std::string_view text, const std::string& base_dir, const std::string& origin);
+/// With `check_files` false, only the schema and unique ids are checked (for
+/// a manifest whose files may have changed since, e.g. the previous night's).
+void validate_manifest_text(std::string_view text, const std::string& base_dir, const std::string& origin,
+                            bool check_files = true);
 
 /// validate_manifest_text on a file; paths resolve against its folder.
 void validate_manifest(const std::string& path);
 
-/// Reads and validates a manifest into entries.
-std::vector<RegistryEntry> read_registry(const std::string& path);
+/// Reads and validates a manifest into entries (`check_files` as for validate_manifest_text).
+std::vector<RegistryEntry> read_registry(const std::string& path, bool check_files = true);
 
 /// The manifest JSON of `entries` (fields in CONTRACTS.md's order, 2-space indent).
 std::string to_json(const std::vector<RegistryEntry>& entries);

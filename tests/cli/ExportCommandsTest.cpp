@@ -95,5 +95,34 @@ TEST(CliExport, RegistryValidate) {
   EXPECT_NE(r.out.find("not valid JSON at byte"), std::string::npos) << r.out;
 }
 
+
+TEST(CliExport, ExportRefusesIncompleteCommandLinesWithExitCode2) {
+  const fs::path dir = scratch();
+  const std::string out = (dir / "exports").string();
+  CliRun r = run_kmidi("export --all --configs " + dir.string());
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("export: give the output folder with --out DIR"), std::string::npos) << r.out;
+  r = run_kmidi("export --out " + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("export: give --config FILE (or --all --configs ...)"), std::string::npos) << r.out;
+  r = run_kmidi("export --all --out " + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("export --all: give the model configs with --configs"), std::string::npos) << r.out;
+
+  // A folder without job configs (no top-level task: key).
+  files::write_atomic((dir / "configs" / "prepare.yaml").string(), "corpus: {}\n");
+  r = run_kmidi("export --all --configs " + (dir / "configs").string() + " --out " + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("export --all: no model config found in"), std::string::npos) << r.out;
+
+  // A task the product does not know: a config error, nothing written.
+  const std::string job = (dir / "job.yaml").string();
+  files::write_atomic(job, "task: no_such_family\nrun: {name: job}\n");
+  r = run_kmidi("export --config " + job + " --out " + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("kmidi: config error: " + job), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out) && !fs::is_empty(out));
+}
+
 }  // namespace
 }  // namespace kmidi

@@ -151,5 +151,80 @@ TEST(TaskLoss, TargetsThatDoNotFitAreErrorsNamingTheHead) {
   EXPECT_EQ(target_error(reg, reg_out, ok), "");
 }
 
+TEST(TaskLoss, MaskedSequenceCrossEntropyIgnoresPaddedPositions) {
+  const auto h = head_of("heads: [{name: tok, task: classification, num_classes: 3, mask: tok_mask}]");
+  // One row of three positions; the last is padding and holds -100.
+  const auto logits = torch::tensor({0.0f, 1.0f, 2.0f, 2.0f, 0.0f, 0.0f, 5.0f, 5.0f, 5.0f}).view({1, 3, 3});
+  const auto target = torch::tensor({2, 0, -100}, torch::kLong).view({1, 3});
+  const auto mask = torch::tensor({1, 1, 0}, torch::kLong).view({1, 3});
+  const double z0 = 1 + std::exp(1.0) + std::exp(2.0), z1 = std::exp(2.0) + 2;
+  const double expected = ((std::log(z0) - 2.0) + (std::log(z1) - 2.0)) / 2.0;
+  EXPECT_NEAR(head_loss_per_sample(h, logits, target, mask).item<double>(), expected, 1e-6);
+
+  data::NamedTensors outputs, targets;
+  outputs.set("tok", logits);
+  targets.set("tok", target);
+  targets.set("tok_mask", mask);
+  TaskLossConfig cfg = parse("heads: [{name: tok, task: classification, num_classes: 3, mask: tok_mask}]");
+  EXPECT_NO_THROW(validate_targets(cfg, outputs, targets));  // -100 sits on a padded position
+  targets = data::NamedTensors();
+  targets.set("tok", torch::tensor({-1, 0, 0}, torch::kLong).view({1, 3}));
+  targets.set("tok_mask", mask);
+  try {
+    validate_targets(cfg, outputs, targets);
+    FAIL() << "a negative class id on a counted position was accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("head 'tok' (classification, cross_entropy): class id -1 is out of range [0, 3)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(TaskLoss, MultiLabelFocalMatchesFormula) {
+  const auto h = head_of("heads: [{name: m, task: multi_label, loss: focal, num_classes: 2, focal_gamma: 2}]");
+  const auto x = torch::tensor({0.0f, 1.0f}).view({1, 2});
+  const auto y = torch::tensor({1.0f, 0.0f}).view({1, 2});
+  const double p1 = 1.0 / (1.0 + std::exp(-1.0));
+  // Class 0: p_t = 0.5; class 1: p_t = 1 - p1.
+  const double expected = (0.25 * std::log(2.0) + p1 * p1 * -std::log(1.0 - p1)) / 2.0;
+  EXPECT_NEAR(head_loss_per_sample(h, x, y, {}).item<double>(), expected, 1e-6);
+}
+
+TEST(TaskLoss, EveryOtherMismatchIsAnErrorNamingTheHead) {
+  data::NamedTensors out, tgt;
+  out.set("va", torch::zeros({2, 2}));
+  tgt.set("va", torch::zeros({2, 3}));
+  EXPECT_NE(target_error("heads: [{name: va, task: regression}]", out, tgt)
+                .find("head 'va' (regression, mse): output [2, 2] and target [2, 3] differ in shape"),
+            std::string::npos);
+  EXPECT_NE(target_error("heads: [{name: other, task: regression}]", out, tgt)
+                .find("head 'other' (regression, mse): the model has no output 'other'; outputs are va"),
+            std::string::npos);
+  data::NamedTensors ml_out, ml_tgt;
+  ml_out.set("tags", torch::zeros({2, 3}));
+  ml_tgt.set("tags", torch::full({2, 3}, 2.0f));
+  EXPECT_NE(target_error("heads: [{name: tags, task: multi_label, num_classes: 3}]", ml_out, ml_tgt)
+                .find("head 'tags' (multi_label, bce): multi-label targets must lie in [0, 1]"),
+            std::string::npos);
+  EXPECT_NE(target_error("heads: [{name: tags, task: multi_label, num_classes: 4}]", ml_out, ml_tgt)
+                .find("must have the same shape ending in num_classes 4"),
+            std::string::npos);
+  data::NamedTensors ps_out, ps_tgt;
+  ps_out.set("points", torch::zeros({2, 5, 3}));
+  ps_tgt.set("points", torch::zeros({2, 7, 2}));
+  EXPECT_NE(target_error("heads: [{name: points, task: point_set}]", ps_out, ps_tgt)
+                .find("head 'points' (point_set, chamfer): expected output [B, N, D] and target [B, M, D]"),
+            std::string::npos);
+  data::NamedTensors masked_tgt;
+  masked_tgt.set("va", torch::zeros({2, 2}));
+  EXPECT_NE(target_error("heads: [{name: va, task: regression, mask: va_mask}]", out, masked_tgt)
+                .find("head 'va' (regression, mse): mask 'va_mask' is not among the targets (va)"),
+            std::string::npos);
+  masked_tgt.set("va_mask", torch::ones({3}));
+  EXPECT_NE(target_error("heads: [{name: va, task: regression, mask: va_mask}]", out, masked_tgt)
+                .find("mask 'va_mask' [3] does not cover the leading dimensions of target [2, 2]"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace kmidi::losses

@@ -313,6 +313,8 @@ TEST(Trainer, NonFiniteLossSkipsTheStepWhenConfigured) {
   c.nonfinite = "skip_step";
   auto snapshots = std::make_shared<Snapshots>();
   snapshots->steps = {4, 5, 6};
+  // Creating a context installs kmidi's logger; the sink must go on that one.
+  test::cpu_context();
   auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
   spdlog::default_logger()->sinks().push_back(sink);
   const std::string dir = test::scratch_dir("nan_skip");

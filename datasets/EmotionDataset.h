@@ -1,0 +1,109 @@
+#pragma once
+// Emotion recognition data: one item per clip (e.g. an EMOPIA clip), with its
+// token sequence and/or its 128 emotion features, and, when labelled, its
+// Russell quadrant.
+//
+// Sources:
+//   - a split of kmidi prepare's shards (<prepared>/<split>.h5 with
+//     tokenizer.json beside it): tokens from the shard, the quadrant from its
+//     numeric "quadrant" label column (1..4), features computed from the
+//     clip's MIDI file (<midi_root>/<item source>) through the feature cache;
+//     a shard without a "quadrant" column gives an unlabelled split;
+//   - a folder of MIDI files without labels (data.unlabelled_test): tokens
+//     encoded with the prepared tokenizer.json, features computed likewise.
+// Features are cached by the SHA-256 of the file's bytes in
+// data.feature_cache (default <prepared>/emotion_features.cache; layout in
+// datasets/features/EmotionFeatureCache.h), so they are computed once per file.
+//
+// Batch layout (B items; T = the longest row in the batch, T <= max_length):
+//   inputs  "input_ids"        int64   [B, T]  the clip's first max_length tokens
+//                                               (BOS first), PAD after its end
+//           "attention_mask"   bool    [B, T]  true on real tokens
+//           "features"         float32 [B, 128] EmotionFeatures.h (raw; the model standardises)
+//   targets "quadrant"         int64   [B]     class id 0..3 for Q1..Q4
+//           "valence_arousal"  float32 [B, 2]  the quadrant's signs: Q1 (+1, +1),
+//                                               Q2 (-1, +1), Q3 (-1, -1), Q4 (+1, -1)
+//   units = throughput_units = B
+// Token inputs are present when inputs is tokens or both, features when
+// features or both; targets only for labelled data.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/Config.h"
+#include "datasets/Dataset.h"
+#include "datasets/features/EmotionFeatures.h"
+
+namespace kmidi::tokenizer {
+class Tokenizer;
+}
+
+namespace kmidi::data {
+
+struct EmotionDataConfig : config::Section {
+  config::Path prepared;        ///< REQUIRED: kmidi prepare's output.dir (shards and tokenizer.json)
+  config::Path midi_root;       ///< with features: the prepare config's corpus.root (shard sources are relative to it)
+  config::Path feature_cache;   ///< default: <prepared>/emotion_features.cache
+  std::string inputs = "features";  ///< features | tokens | both
+  int64_t max_length = 512;     ///< tokens per row (T)
+  config::Path unlabelled_test; ///< a folder (or .mid file) of MIDI files without labels used as the test split
+  std::vector<std::string> splits{"train", "validation", "test"};  ///< shard names of train, validation, test
+  void visit(config::Visitor& v) override;
+  bool uses_tokens() const { return inputs != "features"; }
+  bool uses_features() const { return inputs != "tokens"; }
+  /// The feature cache file (explicit or the default beside the shards).
+  std::string feature_cache_path() const;
+};
+
+/// (valence, arousal) signs of a quadrant class id 0..3 (Q1..Q4).
+std::array<float, 2> quadrant_signs(int64_t quadrant_id);
+
+/// One clip in memory (emotion data sets are small: EMOPIA holds 1,078 clips).
+struct EmotionClip {
+  std::string id;                ///< source path relative to the corpus root (or the folder)
+  std::vector<int32_t> tokens;   ///< empty without token inputs
+  features::EmotionFeatures features{};  ///< zeros without feature inputs
+  int64_t quadrant = -1;         ///< 0..3; -1 unlabelled
+};
+
+struct EmotionDatasetOptions {
+  bool tokens = false;
+  bool features = true;
+  bool labelled = true;
+  int64_t max_length = 512;
+  int32_t pad_id = 0;
+};
+
+class EmotionDataset final : public Dataset {
+ public:
+  /// Throws UsageError when a labelled clip has no quadrant in 0..3.
+  EmotionDataset(std::vector<EmotionClip> clips, EmotionDatasetOptions options);
+
+  size_t size() const override { return clips_.size(); }
+  Batch get_batch(const std::vector<int64_t>& indices) const override;
+  bool has_targets() const override { return options_.labelled; }
+  std::string item_id(size_t index) const override { return clips_.at(index).id; }
+  int64_t item_cost(size_t index) const override;
+
+  const std::vector<EmotionClip>& clips() const { return clips_; }
+  const EmotionDatasetOptions& options() const { return options_; }
+
+ private:
+  std::vector<EmotionClip> clips_;
+  EmotionDatasetOptions options_;
+};
+
+/// The clips of shard `split_name` in <config.prepared>. Throws DataError for
+/// unreadable shards or MIDI files, a tokenizer.json that does not match the
+/// shard, or a quadrant label outside 1..4 (naming the clip).
+std::vector<EmotionClip> load_emotion_clips(const EmotionDataConfig& config, const std::string& split_name,
+                                            bool* labelled);
+
+/// The clips of every MIDI file under `path` (a folder, searched recursively
+/// for *.mid and *.midi, or one file), without labels.
+std::vector<EmotionClip> load_unlabelled_clips(const EmotionDataConfig& config, const std::string& path);
+
+}  // namespace kmidi::data

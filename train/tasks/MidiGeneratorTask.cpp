@@ -1,0 +1,367 @@
+#include "train/tasks/MidiGeneratorTask.h"
+
+#include <torch/torch.h>
+
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/Errors.h"
+#include "core/Files.h"
+#include "datasets/corpus/Prepare.h"
+#include "datasets/corpus/PrepareConfig.h"
+#include "export/GeneratorExportCheck.h"
+#include "export/TokenizerMetadata.h"
+#include "export/onnx/Metadata.h"
+#include "models/Sampling.h"
+#include "models/MidiGeneratorOnnx.h"
+#include "train/Checkpoint.h"
+#include "train/Job.h"
+
+namespace kmidi::train {
+namespace fs = std::filesystem;
+using config::Spec;
+
+void GeneratorDataConfig::visit(config::Visitor& v) {
+  v.field("prepare", prepare,
+          Spec("kmidi prepare config whose output.dir holds the shards; prepared on first use when missing")
+              .data_path());
+  v.field("dir", dir, Spec("prepared shards (<split>.h5 + tokenizer.json); default: prepare's output.dir").data_path());
+  v.field("max_length", max_length, Spec("tokens per training row; inference takes any length").min(2));
+  v.field("windowing", windowing,
+          Spec("training windows of long pieces: a random crop per epoch, or fixed windows")
+              .one_of({"random_crop", "windows"}));
+  v.field("preload", preload, Spec("read every token into memory at start-up"));
+  v.check(!prepare.str().empty() || !dir.str().empty(), "dir", "set data.dir or data.prepare");
+}
+
+void GeneratorModelConfig::visit(config::Visitor& v) {
+  v.field("d_model", d_model, Spec("width").positive());
+  v.field("n_layers", n_layers, Spec("decoder blocks").positive());
+  v.field("n_heads", n_heads, Spec("attention heads; d_model / n_heads must be even").positive());
+  v.field("d_ff", d_ff, Spec("MLP hidden width").positive());
+  v.field("dropout", dropout, Spec("residual and attention dropout").min(0.0).less_than(1.0));
+  v.field("conditioning", conditioning,
+          Spec("how the 64-d emotion vector enters").one_of({"prefix", "cross_attention"}));
+  v.field("condition_tokens", condition_tokens, Spec("prefix length per layer, or cross-attention memory size").positive());
+  v.field("rope_base", rope_base, Spec("rotary embedding base").positive());
+  v.field("tie_embeddings", tie_embeddings, Spec("the output layer shares the token embedding"));
+  stated.visit(v);  // model.vocab_size, model.pad_id, ... inline
+  v.check(n_heads <= 0 || (d_model % n_heads == 0 && (d_model / n_heads) % 2 == 0), "n_heads",
+          "d_model / n_heads must be a whole, even head size (rotary embeddings rotate pairs)");
+}
+
+models::MidiGeneratorOptions GeneratorModelConfig::options(int64_t vocab_size) const {
+  models::MidiGeneratorOptions o;
+  o.vocab_size = vocab_size;
+  o.d_model = d_model;
+  o.n_layers = n_layers;
+  o.n_heads = n_heads;
+  o.d_ff = d_ff;
+  o.dropout = dropout;
+  o.conditioning = models::parse_conditioning(conditioning);
+  o.condition_tokens = condition_tokens;
+  o.rope_base = rope_base;
+  o.tie_embeddings = tie_embeddings;
+  o.validate();
+  return o;
+}
+
+void GeneratorLossConfig::visit(config::Visitor& v) {
+  v.field("label_smoothing", label_smoothing,
+          Spec("cross-entropy label smoothing; PAD (the tokenizer's) is always ignored").min(0.0).less_than(1.0));
+}
+
+void MidiGeneratorJobConfig::visit(config::Visitor& v) {
+  v.section("data", data);
+  v.section("model", model);
+  v.section("loss", loss);
+}
+
+std::string resolve_generator_data(const GeneratorDataConfig& data, bool may_prepare) {
+  if (!data.dir.str().empty()) return data.dir.str();
+  const corpus::PrepareConfig prepare = corpus::load_prepare_config(data.prepare.str());
+  const std::string dir = prepare.output.dir.str();
+  if (fs::exists(fs::path(dir) / "train.h5") && fs::exists(fs::path(dir) / "tokenizer.json")) return dir;
+  if (!may_prepare) {
+    throw DataError(dir + ": no prepared shards; run `kmidi prepare --config " + data.prepare.str() +
+                    "` before a multi-process job");
+  }
+  spdlog::info("{}: no prepared shards yet; preparing them with {}", dir, data.prepare.str());
+  corpus::run_prepare(prepare);
+  return dir;
+}
+
+namespace {
+
+data::TokenDatasetConfig split_config(const GeneratorDataConfig& data, const std::string& dir, Split split,
+                                      uint64_t seed) {
+  data::TokenDatasetConfig c;
+  c.dir = dir;
+  c.max_length = data.max_length;
+  // Evaluation reads every token exactly once, the same way every time.
+  c.windowing = split == Split::kTrain ? data.windowing : "windows";
+  c.seed = static_cast<int64_t>(seed);
+  c.preload = data.preload;
+  return c;
+}
+
+/// Add-one smoothed unigram log-probabilities of the train split's target tokens.
+at::Tensor unigram_log_probs(const data::TokenDatasetConfig& train_config, int64_t vocab_size) {
+  data::TokenDatasetConfig c = train_config;
+  c.windowing = "windows";
+  const data::TokenShardDataset counting(c, "train");
+  at::Tensor counts = torch::ones({vocab_size}, torch::kDouble);
+  const int64_t pad = counting.pad_id();
+  std::vector<int64_t> indices;
+  for (size_t i = 0; i < counting.size(); ++i) {
+    indices.push_back(static_cast<int64_t>(i));
+    if (indices.size() == 64 || i + 1 == counting.size()) {
+      const at::Tensor labels = counting.get_batch(indices).targets.at("labels").flatten();
+      counts += torch::bincount(labels.masked_select(labels != pad), {}, vocab_size).to(torch::kDouble);
+      indices.clear();
+    }
+  }
+  counts[pad] = 0;  // never a target
+  return (counts / counts.sum()).log().to(torch::kFloat);
+}
+
+}  // namespace
+
+MidiGeneratorTask::MidiGeneratorTask(const MidiGeneratorJobConfig& config, const TaskContext& context)
+    : config_(config) {
+  data_dir_ = resolve_generator_data(config.data, context.world_size == 1);
+  const std::string tokenizer_path = (fs::path(data_dir_) / "tokenizer.json").string();
+  tokenizer_json_ = files::read_all(tokenizer_path);
+  tokenizer_ = std::make_shared<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_json(tokenizer_json_, tokenizer_path));
+  tokenizer::check_stated_ids(*tokenizer_, tokenizer_path, config.model.stated, "model");
+
+  for (Split split : {Split::kTrain, Split::kValidation, Split::kTest}) {
+    const fs::path shard = fs::path(data_dir_) / (std::string(split_name(split)) + ".h5");
+    if (split != Split::kTrain && !fs::exists(shard)) continue;
+    datasets_[split] = std::make_shared<data::TokenShardDataset>(
+        split_config(config.data, data_dir_, split, context.seed), split_name(split));
+  }
+  unigram_log_probs_ =
+      unigram_log_probs(split_config(config.data, data_dir_, Split::kTrain, context.seed), tokenizer_->vocab_size());
+  model_ = models::MidiGenerator(config.model.options(tokenizer_->vocab_size()));
+}
+
+torch::nn::Module& MidiGeneratorTask::model() { return *model_; }
+
+std::shared_ptr<const data::Dataset> MidiGeneratorTask::dataset(Split split) {
+  const auto it = datasets_.find(split);
+  return it == datasets_.end() ? nullptr : it->second;
+}
+
+at::Tensor MidiGeneratorTask::emotion_of(const data::Batch& batch) const {
+  if (batch.inputs.contains("emotion")) return batch.inputs.at("emotion");
+  // Unlabelled corpora condition on the neutral vector, as generation does by default.
+  const at::Tensor& ids = batch.inputs.at("input_ids");
+  return torch::zeros({ids.size(0), model_->options().emotion_dim}, ids.options().dtype(torch::kFloat));
+}
+
+ForwardOutput MidiGeneratorTask::forward(const data::Batch& batch, bool training) {
+  (void)training;
+  const at::Tensor& ids = batch.inputs.at("input_ids");
+  const at::Tensor logits = model_->forward(ids, emotion_of(batch), batch.inputs.at("attention_mask"));
+  const int64_t vocab = logits.size(-1);
+  const at::Tensor log_probs = torch::log_softmax(logits.reshape({-1, vocab}).to(torch::kFloat), -1);
+  const at::Tensor labels = batch.targets.at("labels").reshape({-1});
+  const at::Tensor valid = labels != tokenizer_->pad_id();
+  const at::Tensor nll = -log_probs.gather(1, labels.unsqueeze(1)).squeeze(1);
+  // Label smoothing as torch's cross_entropy defines it: (1 - e) * nll + e * mean over the vocabulary of -log p.
+  const double e = config_.loss.label_smoothing;
+  const at::Tensor per_token = e > 0 ? (1.0 - e) * nll - e * log_probs.mean(-1) : nll;
+  ForwardOutput out;
+  out.loss_sum = per_token.masked_select(valid).sum();
+  const at::Tensor valid_labels = labels.masked_select(valid);
+  out.sums.emplace_back("nll_sum", nll.detach().masked_select(valid).sum());
+  out.sums.emplace_back("correct", (log_probs.detach().argmax(-1).masked_select(valid) == valid_labels).sum().to(torch::kDouble));
+  out.sums.emplace_back("unigram_nll_sum",
+                        -unigram_log_probs_.to(labels.device()).index_select(0, valid_labels).sum().to(torch::kDouble));
+  return out;
+}
+
+MetricValues MidiGeneratorTask::finalize(const MetricValues& sums, Split) const {
+  const double units = std::max(sums.at("units"), 1.0);
+  MetricValues m;
+  m["loss"] = sums.at("loss_sum") / units;
+  m["nll"] = sums.at("nll_sum") / units;
+  m["perplexity"] = std::exp(m["nll"]);
+  m["accuracy"] = sums.at("correct") / units;
+  m["unigram_perplexity"] = std::exp(sums.at("unigram_nll_sum") / units);
+  return m;
+}
+
+data::NamedTensors MidiGeneratorTask::predict(const data::Batch& batch) {
+  const at::Tensor& ids = batch.inputs.at("input_ids");
+  const at::Tensor& mask = batch.inputs.at("attention_mask");
+  const at::Tensor logits = model_->forward(ids, emotion_of(batch), mask).to(torch::kFloat);
+  using torch::indexing::Slice;
+  const at::Tensor log_probs = torch::log_softmax(logits.index({Slice(), Slice(0, -1)}), -1);
+  const at::Tensor next = ids.index({Slice(), Slice(1, torch::indexing::None)});
+  const at::Tensor counted = mask.index({Slice(), Slice(1, torch::indexing::None)}).to(torch::kFloat);
+  const at::Tensor token_ll = log_probs.gather(2, next.unsqueeze(2)).squeeze(2) * counted;
+  data::NamedTensors out;
+  out.set("log_likelihood", token_ll.sum(1));
+  out.set("tokens", counted.sum(1).to(torch::kLong));
+  return out;
+}
+
+std::map<std::string, std::string> MidiGeneratorTask::artifacts() const {
+  return {{"tokenizer.json", tokenizer_json_}};
+}
+
+std::vector<GraphExport> MidiGeneratorTask::graphs() {
+  const std::map<std::string, std::string> metadata = onnx::tokenizer_metadata(*tokenizer_);
+  const int64_t vocab = tokenizer_->vocab_size();
+  const int64_t emotion_dim = model_->options().emotion_dim;
+  models::MidiGenerator model = model_;
+
+  auto random_inputs = [vocab, emotion_dim](int64_t batch, int64_t length, uint64_t seed) {
+    auto gen = at::detail::createCPUGenerator(seed);
+    data::NamedTensors in;
+    in.set("input_ids", at::randint(0, vocab, {batch, length}, gen, torch::kLong));
+    in.set("emotion", at::rand({batch, emotion_dim}, gen) * 2 - 1);
+    return in;
+  };
+
+  GraphExport full;
+  full.suffix = "";
+  full.description = "logits of every position of a whole sequence";
+  full.emit = [model](onnx::ModelBuilder& b) mutable { models::emit_midi_generator(b, *model, false); };
+  full.sample_inputs = [random_inputs](int64_t batch, int64_t length, uint64_t seed) {
+    return random_inputs(batch, std::max<int64_t>(length, 1), seed);
+  };
+  full.reference = [model](const data::NamedTensors& in) mutable {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    data::NamedTensors out;
+    out.set("logits", model->forward(in.at("input_ids"), in.at("emotion")));
+    return out;
+  };
+  full.parity_shapes = {{1, 1}, {2, 17}, {1, 256}};
+  full.metadata = metadata;
+  // Across both files: the incremental graph reproduces the full graph token
+  // by token on a real piece, and generated ids decode with the file alone.
+  {
+    onnx::GeneratorCheckInputs check;
+    const auto source = datasets_.count(Split::kValidation) ? datasets_.at(Split::kValidation) : datasets_.at(Split::kTrain);
+    const at::Tensor piece = source->get_batch({0}).inputs.at("input_ids");
+    check.inputs.set("input_ids", piece.slice(1, 0, std::min<int64_t>(24, piece.size(1))).contiguous());
+    check.inputs.set("emotion", torch::zeros({1, emotion_dim}));
+    models::SamplingOptions sampling;
+    sampling.max_new_tokens = 128;
+    sampling.seed = 1;
+    sampling.stop_ids = {tokenizer_->eos_id()};
+    sampling.banned_ids = {tokenizer_->pad_id(), tokenizer_->bos_id(), tokenizer_->mask_id()};
+    {
+      torch::NoGradGuard no_grad;
+      model->eval();
+      for (int64_t id : models::generate(model, {tokenizer_->bos_id()}, torch::zeros({emotion_dim}), sampling)) {
+        check.decode_ids.push_back(static_cast<int32_t>(id));
+      }
+    }
+    full.extra_check = onnx::generator_extra_check(*tokenizer_, check);
+  }
+  full.registry_task = "melody_generation";
+  full.registry_input_size = emotion_dim;  // the conditioning vector; tokens are the sequence
+  full.registry_output_size = 1;           // one next token per position
+
+  GraphExport incremental = full;
+  incremental.extra_check = nullptr;  // one cross-file check per export
+  incremental.suffix = "incremental";
+  incremental.description = "logits of new tokens after a cached past (past_* in, present_* out)";
+  incremental.emit = [model](onnx::ModelBuilder& b) mutable { models::emit_midi_generator(b, *model, true); };
+  // `length` is the cached past; one new token per row follows it.
+  incremental.sample_inputs = [model, random_inputs](int64_t batch, int64_t length, uint64_t seed) mutable {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    data::NamedTensors prefix = random_inputs(batch, length + 1, seed);
+    using torch::indexing::Slice;
+    const at::Tensor ids = prefix.at("input_ids");
+    models::KVCache cache;
+    const int64_t layers = model->options().n_layers, heads = model->options().n_heads;
+    if (length > 0) {
+      model->forward_cached(ids.index({Slice(), Slice(0, length)}), prefix.at("emotion"), cache);
+    } else {
+      for (int64_t l = 0; l < layers; ++l) {
+        cache.keys.push_back(torch::zeros({batch, heads, 0, model->options().head_dim()}));
+        cache.values.push_back(torch::zeros({batch, heads, 0, model->options().head_dim()}));
+      }
+    }
+    data::NamedTensors in;
+    in.set("input_ids", ids.index({Slice(), Slice(length, length + 1)}).contiguous());
+    in.set("emotion", prefix.at("emotion"));
+    for (int64_t l = 0; l < layers; ++l) {
+      in.set(models::past_key_name(l), cache.keys[static_cast<size_t>(l)].contiguous());
+      in.set(models::past_value_name(l), cache.values[static_cast<size_t>(l)].contiguous());
+    }
+    return in;
+  };
+  incremental.reference = [model](const data::NamedTensors& in) mutable {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    models::KVCache cache;
+    const int64_t layers = model->options().n_layers;
+    for (int64_t l = 0; l < layers; ++l) {
+      cache.keys.push_back(in.at(models::past_key_name(l)).clone());
+      cache.values.push_back(in.at(models::past_value_name(l)).clone());
+    }
+    if (cache.keys[0].size(2) == 0) cache = models::KVCache{};
+    data::NamedTensors out;
+    out.set("logits", model->forward_cached(in.at("input_ids"), in.at("emotion"), cache));
+    for (int64_t l = 0; l < layers; ++l) {
+      out.set(models::present_key_name(l), cache.keys[static_cast<size_t>(l)]);
+      out.set(models::present_value_name(l), cache.values[static_cast<size_t>(l)]);
+    }
+    return out;
+  };
+  incremental.parity_shapes = {{1, 0}, {1, 15}, {2, 40}};
+  return {full, incremental};
+}
+
+LoadedGenerator load_generator_checkpoint(const std::string& checkpoint_path, bool use_ema) {
+  CheckpointFile file(checkpoint_path);
+  const std::string origin = checkpoint_path + ": config.yaml";
+  config::Document doc = config::Document::load_string(std::string(file.bytes(checkpoint_section::kConfig)), origin,
+                                                       fs::current_path().string());
+  const auto task = doc.top_level_string("task");
+  if (!task || *task != "midi_generator") {
+    throw UsageError(checkpoint_path + ": not a midi_generator checkpoint (task: " + (task ? *task : "none") + ")");
+  }
+  JobConfig job;
+  job.task_config = std::make_unique<MidiGeneratorJobConfig>();
+  doc.read_into(job);
+  const auto& config = static_cast<const MidiGeneratorJobConfig&>(*job.task_config);
+
+  const auto artifacts = file.artifacts();
+  const auto tok = artifacts.find("tokenizer.json");
+  if (tok == artifacts.end()) throw DataError(checkpoint_path + ": no tokenizer.json inside the checkpoint");
+  LoadedGenerator loaded;
+  loaded.tokenizer = std::make_shared<tokenizer::Tokenizer>(
+      tokenizer::Tokenizer::from_json(tok->second, checkpoint_path + ": tokenizer.json"));
+  tokenizer::check_stated_ids(*loaded.tokenizer, checkpoint_path + ": tokenizer.json", config.model.stated, "model");
+  loaded.model = models::MidiGenerator(config.model.options(loaded.tokenizer->vocab_size()));
+
+  NamedTensorList target;
+  for (const auto& item : loaded.model->named_parameters(true)) target.emplace_back(item.key(), item.value());
+  for (const auto& item : loaded.model->named_buffers(true)) target.emplace_back(item.key(), item.value());
+  load_named_tensors(file.tensors(checkpoint_section::kModel), target, checkpoint_path + ": model");
+  if (use_ema && file.has(checkpoint_section::kEma)) {
+    NamedTensorList params;
+    for (const auto& item : loaded.model->named_parameters(true)) params.emplace_back(item.key(), item.value());
+    load_named_tensors(file.tensors(checkpoint_section::kEma), params, checkpoint_path + ": ema");
+  }
+  const auto meta = nlohmann::json::parse(file.bytes(checkpoint_section::kMeta), nullptr, false);
+  if (meta.is_object()) loaded.step = meta.value("step", int64_t{0});
+  loaded.model->eval();
+  return loaded;
+}
+
+}  // namespace kmidi::train
