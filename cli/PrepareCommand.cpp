@@ -1,22 +1,61 @@
 // kmidi prepare --config configs/prepare_*.yaml: a MIDI corpus to token
-// shards (<split>.h5), tokenizer.json and prepare_report.json.
+// shards (<split>.h5), tokenizer.json and prepare_report.json; a config with
+// `kind: spectocloud` prepares audio excerpts and target clouds instead
+// (datasets/spectocloud/SpectocloudPrepare.h).
 
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "cli/Commands.h"
 #include "core/Config.h"
 #include "datasets/corpus/Prepare.h"
+#include "datasets/spectocloud/SpectocloudPrepare.h"
 
 namespace kmidi::cli {
+namespace {
+
+void prepare_spectocloud(const ConfigArgs& args) {
+  spectocloud::SpectocloudPrepareConfig config =
+      spectocloud::load_spectocloud_prepare_config(args.config, args.overrides);
+  if (args.print_config) {
+    std::printf("%s", config::to_yaml(config).c_str());
+    return;
+  }
+  const spectocloud::SpectocloudPrepareReport report = spectocloud::run_spectocloud_prepare(config);
+  std::printf("prepared %lld excerpts from %lld files into %s (%lld rendered now, %lld quiet excerpts left out)\n",
+              static_cast<long long>(report.items), static_cast<long long>(report.files), report.file.c_str(),
+              static_cast<long long>(report.rendered), static_cast<long long>(report.quiet_excerpts));
+  for (const spectocloud::SpectocloudSplitSummary& s : report.splits) {
+    std::printf("  %-12s %7lld items %5lld songs\n", s.name.c_str(), static_cast<long long>(s.items),
+                static_cast<long long>(s.songs));
+  }
+  for (const data::SkippedItem& s : report.skipped) std::printf("  skipped: %s: %s\n", s.path.c_str(), s.reason.c_str());
+  std::printf("  report: %s.report.json\n", report.file.c_str());
+}
+
+}  // namespace
 
 void register_prepare(CLI::App& app) {
   auto args = std::make_shared<ConfigArgs>();
-  auto* cmd = app.add_subcommand("prepare", "tokenize a MIDI corpus into HDF5 shards, one per split");
+  auto* cmd = app.add_subcommand("prepare", "tokenize a MIDI corpus into HDF5 shards, one per split (kind: spectocloud: audio excerpts and target clouds)");
   add_config_args(*cmd, *args);
   cmd->callback([args] {
+    // `kind` picks the preparation; a token corpus config has none.
+    config::Document peek = config::Document::load_file(args->config);
+    peek.apply_overrides(args->overrides);
+    const std::optional<std::string> kind = peek.top_level_string("kind");
+    if (kind) {
+      if (*kind != "spectocloud") {
+        throw config::ConfigError(args->config + ": kind: expected spectocloud (or no kind for a MIDI token corpus), got '" +
+                                  *kind + "'");
+      }
+      prepare_spectocloud(*args);
+      return;
+    }
     corpus::PrepareConfig config = corpus::load_prepare_config(args->config, args->overrides);
     if (args->print_config) {
       std::printf("%s", config::to_yaml(config).c_str());

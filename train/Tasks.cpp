@@ -3,9 +3,10 @@
 #include <memory>
 #include <mutex>
 
-#include "train/tasks/MidiGeneratorTask.h"
 #include "train/tasks/EmotionTask.h"
 #include "train/tasks/GrooveTask.h"
+#include "train/tasks/MidiGeneratorTask.h"
+#include "train/tasks/SpectocloudTask.h"
 
 namespace kmidi::train {
 namespace {
@@ -22,6 +23,8 @@ void register_builtin_tasks(TaskRegistry& registry) {
       [](EmotionTaskConfig& c, const TaskContext& context) { return std::make_unique<EmotionTask>(c, context); });
   registry.add<GrooveTaskConfig>("groove", "drum humanizer: quantized hits to timing offsets and velocities (Groove MIDI)",
                                  [](GrooveTaskConfig& c, const TaskContext& ctx) { return std::make_unique<GrooveTask>(c, ctx); });
+  registry.add<SpectocloudTaskConfig>("spectocloud", "mel excerpt + emotion + midi_features to a point cloud",
+      [](SpectocloudTaskConfig& c, const TaskContext& ctx) { return std::make_unique<SpectocloudTask>(c, ctx); });
 }
 
 }  // namespace
