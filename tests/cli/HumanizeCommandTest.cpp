@@ -26,14 +26,8 @@ struct Result {
 
 Result kmidi(const std::string& args, bool with_stderr = true) {
   const std::string command = test::shell_quote(KMIDI_CLI) + " " + args + (with_stderr ? " 2>&1" : " 2>/dev/null");
-  Result r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  const test::CommandResult r = test::run_shell(command);
+  return {r.exit_code, r.output};
 }
 
 struct MidoNote {

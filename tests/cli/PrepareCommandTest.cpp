@@ -20,14 +20,8 @@ struct Result {
 
 Result kmidi(const std::string& args) {
   const std::string command = test::shell_quote(KMIDI_CLI) + " " + args + " 2>&1";
-  Result r;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return r;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) r.output.append(buf, n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  const test::CommandResult r = test::run_shell(command);
+  return {r.exit_code, r.output};
 }
 
 TEST(PrepareCommand, SpectocloudKindReadsTheSpectocloudConfig) {

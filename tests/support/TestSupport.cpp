@@ -34,6 +34,10 @@ std::string shell_quote(const std::string& arg) {
 CommandResult run(const std::vector<std::string>& argv) {
   std::string command;
   for (const auto& a : argv) command += (command.empty() ? "" : " ") + shell_quote(a);
+  return run_shell(command);
+}
+
+CommandResult run_shell(const std::string& command) {
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) throw std::runtime_error("cannot run: " + command);
   CommandResult result;

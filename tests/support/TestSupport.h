@@ -27,6 +27,8 @@ struct CommandResult {
 /// Runs argv through /bin/sh (arguments quoted), capturing stdout.
 CommandResult run(const std::vector<std::string>& argv);
 
+/// Runs a /bin/sh command line as written (redirections allowed), capturing stdout.
+CommandResult run_shell(const std::string& command);
 /// The Python interpreter for reference scripts (Debian's, with mido/numpy/torch).
 std::string python();
 
