@@ -1,5 +1,6 @@
 #include "train/Job.h"
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -127,12 +128,12 @@ TrainResult run_training(JobConfig& job, const TaskRegistry& registry) {
 
   const int64_t params = count_parameters(task->model(), false);
   spdlog::info("kmidi train: task {} | {} parameters ({} trainable) | device {} | world size {} ({}) | "
-               "global batch {} ({} x {} x {}) | {} threads | run {}",
+               "global batch {} ({} x {} x {}) | {} threads, OpenMP wait policy {} | run {}",
                job.task, params, count_parameters(task->model(), true), rt.context->device().str(),
                rt.context->world_size(), rt.context->launcher(), job.train.batch_size, rt.context->world_size(),
                job.train.grad_accumulation,
                job.train.batch_size / (rt.context->world_size() * job.train.grad_accumulation), at::get_num_threads(),
-               rt.run_dir);
+               std::getenv("OMP_WAIT_POLICY") ? std::getenv("OMP_WAIT_POLICY") : "default (spinning)", rt.run_dir);
   return trainer.fit();
 }
 

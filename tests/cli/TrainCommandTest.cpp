@@ -34,6 +34,26 @@ TEST(TrainCommand, TrainRejectsAnUnknownTaskWithExitCode2) {
       << r.output;
 }
 
+TEST(TrainCommand, TrainRunsWithPassiveOpenMpThreadsWithoutTheUserSettingIt) {
+  // Spinning OpenMP threads halve CPU training throughput (BENCHMARKS.md):
+  // kmidi re-executes itself with OMP_WAIT_POLICY=passive unless the user chose.
+  const std::string dir = test::scratch_dir("cli_omp");
+  ASSERT_EQ(kmidi("prepare --config " + test::source_path("configs/prepare_pop909_sample.yaml") + " output.dir=" + dir +
+                  "/data").code,
+            0);
+  const std::string job = "train --config " + test::source_path("configs/midi_generator_tiny.yaml") + " data.dir=" + dir +
+                          "/data run.output_dir=" + dir + " train.max_steps=2 train.eval_every=0";
+  const auto log_of = [&](const std::string& name) { return files::read_all(dir + "/" + name + "/train.log"); };
+  const test::CommandResult chosen_by_kmidi =
+      test::run_shell("env -u OMP_WAIT_POLICY " + test::shell_quote(KMIDI_CLI) + " " + job + " run.name=a 2>&1");
+  ASSERT_EQ(chosen_by_kmidi.exit_code, 0) << chosen_by_kmidi.output;
+  EXPECT_NE(log_of("a").find("OpenMP wait policy passive"), std::string::npos) << log_of("a");
+  const test::CommandResult chosen_by_user =
+      test::run_shell("OMP_WAIT_POLICY=active " + test::shell_quote(KMIDI_CLI) + " " + job + " run.name=b 2>&1");
+  ASSERT_EQ(chosen_by_user.exit_code, 0) << chosen_by_user.output;
+  EXPECT_NE(log_of("b").find("OpenMP wait policy active"), std::string::npos) << log_of("b");
+}
+
 TEST(TrainCommand, TrainAndEvaluateHelpListTheirOptions) {
   const Result train = kmidi("train --help");
   EXPECT_EQ(train.code, 0);
