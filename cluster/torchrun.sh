@@ -3,7 +3,7 @@
 # rendezvous at MASTER_ADDR:MASTER_PORT, and whole-job restarts after a
 # failure (each restart resumes from the newest checkpoint with run.resume=auto).
 #
-#   cluster/torchrun.sh train --config configs/generator.yaml run.resume=auto
+#   cluster/torchrun.sh train --config configs/midi_generator.yaml run.resume=auto
 #   cluster/torchrun.sh --dry-run train ...     # print the torchrun command only
 #
 # On several nodes run it once per node with the same MASTER_ADDR (node 0's
@@ -26,7 +26,7 @@ DRY_RUN=0
 if [ "${1:-}" = "--dry-run" ]; then DRY_RUN=1; shift; fi
 if [ "${1:-}" = "--" ]; then shift; fi
 if [ $# -eq 0 ]; then
-  echo "usage: cluster/torchrun.sh [--dry-run] <kmidi arguments>, e.g. train --config configs/generator.yaml" >&2
+  echo "usage: cluster/torchrun.sh [--dry-run] <kmidi arguments>, e.g. train --config configs/midi_generator.yaml" >&2
   exit 2
 fi
 

@@ -16,7 +16,7 @@
 # stdout (the driver does), and --two-rank-args is appended for the 2-rank run
 # (e.g. a global batch size twice the single run's):
 #
-#   scripts/bench_ddp.sh --command "build/kmidi train --config configs/generator.yaml run.device=cpu" \
+#   scripts/bench_ddp.sh --command "build/kmidi train --config configs/midi_generator.yaml run.device=cpu" \
 #                        --two-rank-args "train.batch_size=16"
 #
 # Environment: KMIDI_BUILD_DIR [build], BENCH_PORT [29650].
