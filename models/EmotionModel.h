@@ -64,4 +64,24 @@ TORCH_MODULE(EmotionModel);
 /// Outputs: valence_arousal [batch, 2], quadrant [batch, 4] as PROBABILITIES.
 void emit_emotion_model(onnx::ModelBuilder& b, EmotionModelImpl& model);
 
+/// The engines' legacy `emotionrecognizer` slot (../shared/CONTRACTS.md): the
+/// legacy loader reads one static float input [1, 128] and one output
+/// [1, 64] made of four blocks of 16 values: valence, arousal, dominance,
+/// complexity. A features-only model fits it: its input is the 128-value
+/// emotion feature vector, and each block repeats one value, so a loader
+/// that reads any element of a block, or its mean, gets the prediction.
+/// Dominance and complexity are not predicted and stay 0 (neutral).
+constexpr int64_t kLegacyEmotionInput = 128;
+constexpr int64_t kLegacyEmotionOutput = 64;
+constexpr int64_t kLegacyEmotionBlock = 16;
+/// The [2, 64] matrix that places (valence, arousal) into the slot's output.
+at::Tensor legacy_emotion_layout();
+/// valence_arousal [B, 2] → the slot's output [B, 64].
+at::Tensor legacy_emotion_output(const at::Tensor& valence_arousal);
+/// Whether `model` fits the slot (features only, 128 of them).
+bool fits_legacy_emotion_slot(const EmotionModelImpl& model);
+/// Emits the slot's graph (eval mode): input "input" float32 [1, 128] →
+/// output "output" float32 [1, 64]. Throws UsageError when the model does not fit.
+void emit_emotion_legacy(onnx::ModelBuilder& b, EmotionModelImpl& model);
+
 }  // namespace kmidi::models

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/Errors.h"
 #include "export/TorchTensors.h"
 #include "export/onnx/Metadata.h"
 #include "models/EmotionModel.h"
@@ -33,6 +34,14 @@ Value conv1d(onnx::ModelBuilder& b, const Value& x, const torch::nn::Conv1d& con
   options.stride = {stride};
   options.padding = {SpectocloudImpl::kPadding};
   return b.conv(x, onnx::to_tensor_data(conv->weight), onnx::to_tensor_data(conv->bias), options, name);
+}
+
+// Standardisation and the two feature layers: [B, F] → [B, hidden].
+Value emotion_feature_branch(onnx::ModelBuilder& b, EmotionModelImpl& m, const Value& features) {
+  const Value z = b.div(b.sub(features, b.initializer("feature_mean", onnx::to_tensor_data(m.feature_mean))),
+                        b.initializer("feature_std", onnx::to_tensor_data(m.feature_std)));
+  const Value h = b.gelu(linear(b, z, m.feature_in, "feature_in"));
+  return b.gelu(linear(b, h, m.feature_hidden, "feature_hidden"));
 }
 
 }  // namespace
@@ -108,16 +117,50 @@ void emit_emotion_model(onnx::ModelBuilder& b, EmotionModelImpl& m) {
   }
   if (o.use_features) {
     const Value f = b.input("features", DType::kFloat32, {"batch", o.feature_dim}, "the emotion feature vector");
-    const Value z = b.div(b.sub(f, b.initializer("feature_mean", onnx::to_tensor_data(m.feature_mean))),
-                          b.initializer("feature_std", onnx::to_tensor_data(m.feature_std)));
-    const Value h = b.gelu(linear(b, z, m.feature_in, "feature_in"));
-    parts.push_back(b.gelu(linear(b, h, m.feature_hidden, "feature_hidden")));
+    parts.push_back(emotion_feature_branch(b, m, f));
   }
   const Value fused = b.gelu(linear(b, parts.size() == 1 ? parts[0] : b.concat(parts, 1), m.fusion, "fusion"));
   b.output(b.tanh(linear(b, fused, m.valence_arousal_head, "valence_arousal_head")), "valence_arousal",
            DType::kFloat32, {"batch", 2}, "valence, arousal in [-1, 1]");
   b.output(b.softmax(linear(b, fused, m.quadrant_head, "quadrant_head"), -1), "quadrant", DType::kFloat32,
            {"batch", o.num_quadrants}, "probabilities of Q1..Q4");
+}
+
+at::Tensor legacy_emotion_layout() {
+  at::Tensor layout = torch::zeros({2, kLegacyEmotionOutput});
+  layout[0].narrow(0, 0, kLegacyEmotionBlock).fill_(1.0f);
+  layout[1].narrow(0, kLegacyEmotionBlock, kLegacyEmotionBlock).fill_(1.0f);
+  return layout;
+}
+
+at::Tensor legacy_emotion_output(const at::Tensor& valence_arousal) {
+  return valence_arousal.matmul(legacy_emotion_layout().to(valence_arousal.device(), valence_arousal.scalar_type()));
+}
+
+bool fits_legacy_emotion_slot(const EmotionModelImpl& m) {
+  const EmotionModelOptions& o = m.options();
+  return o.use_features && !o.use_tokens && o.feature_dim == kLegacyEmotionInput;
+}
+
+void emit_emotion_legacy(onnx::ModelBuilder& b, EmotionModelImpl& m) {
+  torch::NoGradGuard no_grad;
+  if (!fits_legacy_emotion_slot(m)) {
+    throw UsageError("emotion model: the legacy emotionrecognizer slot takes the " +
+                     std::to_string(kLegacyEmotionInput) + " emotion features alone (data.inputs: features)");
+  }
+  b.set_metadata(onnx::meta::kModelFamily, "emotion");
+  b.set_metadata(onnx::meta::kProfile, "legacy");
+  b.set_metadata("kmidi.legacy.slot", "emotionrecognizer");
+  b.set_metadata("kmidi.legacy.output_layout",
+                 "0-15 valence, 16-31 arousal (each value repeated, in [-1, 1]); 32-47 dominance, 48-63 complexity "
+                 "(not predicted: 0)");
+  const Value f = b.input("input", DType::kFloat32, {int64_t{1}, kLegacyEmotionInput},
+                          "the 128 emotion features (datasets/features/EmotionFeatures.h)");
+  const Value fused = b.gelu(linear(b, emotion_feature_branch(b, m, f), m.fusion, "fusion"));
+  const Value va = b.tanh(linear(b, fused, m.valence_arousal_head, "valence_arousal_head"));
+  b.output(b.matmul(va, b.initializer("legacy_layout", onnx::to_tensor_data(legacy_emotion_layout()))), "output",
+           DType::kFloat32, {int64_t{1}, kLegacyEmotionOutput},
+           "valence, arousal, dominance, complexity: 16 values each");
 }
 
 void emit_groove_model(onnx::ModelBuilder& b, GrooveModelImpl& m) {

@@ -40,10 +40,18 @@ void EmotionModelConfig::visit(config::Visitor& v) {
   v.check(d_model % n_heads == 0, "n_heads", "must divide d_model (" + std::to_string(d_model) + ")");
 }
 
+void EmotionExportConfig::visit(config::Visitor& v) {
+  v.field("legacy_slot", legacy_slot,
+          config::Spec("also export emotionrecognizer.onnx, the engines' static [1, 128] -> [1, 64] slot"));
+}
+
 void EmotionTaskConfig::visit(config::Visitor& v) {
   v.section("data", data, config::Spec("emotion clips: prepared shards, features, inputs"));
   v.section("model", model, config::Spec("emotion model sizes"));
   v.section("loss", loss, config::Spec("one head per model output: valence_arousal (regression), quadrant (classification)"));
+  v.section("export", export_, config::Spec("extra export profiles"));
+  v.check(!export_.legacy_slot || data.inputs == "features", "export",
+          "legacy_slot needs data.inputs: features (the slot's input is the 128 emotion features)");
 }
 
 EmotionTask::EmotionTask(const EmotionTaskConfig& config, const TaskContext& context)
@@ -310,7 +318,46 @@ std::vector<GraphExport> EmotionTask::graphs() {
   g.registry_input_size = feats ? static_cast<int64_t>(features::kEmotionFeatureSize)
                                 : std::min<int64_t>(config_.data.max_length, 128);
   g.registry_output_size = 2 + kQuadrants;
-  return {g};
+  std::vector<GraphExport> out{g};
+  if (config_.export_.legacy_slot) out.push_back(legacy_graph());
+  return out;
+}
+
+GraphExport EmotionTask::legacy_graph() {
+  GraphExport g;
+  g.suffix = "legacy";
+  g.file_stem = "emotionrecognizer";
+  g.description = "the engines' legacy emotionrecognizer slot: input [1, 128] features -> output [1, 64]";
+  models::EmotionModel model = model_;
+  g.emit = [model](onnx::ModelBuilder& b) mutable {
+    model->eval();
+    models::emit_emotion_legacy(b, *model);
+  };
+  g.sample_inputs = [model](int64_t batch, int64_t, uint64_t seed) {
+    if (batch != 1) throw UsageError("the legacy emotionrecognizer graph is static at batch 1");
+    at::Generator gen = at::detail::createCPUGenerator(seed);
+    const at::Tensor mean = model->feature_mean.detach().to(at::kCPU), std = model->feature_std.detach().to(at::kCPU);
+    data::NamedTensors in;
+    in.set("input", mean + std * at::randn({1, mean.size(0)}, gen, at::TensorOptions(at::kFloat)));
+    return in;
+  };
+  g.reference = [model](const data::NamedTensors& inputs) mutable {
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const auto device = model->fusion->weight.device();
+    auto [va, logits] = model->forward(at::Tensor(), at::Tensor(), inputs.at("input").to(device));
+    data::NamedTensors out;
+    out.set("output", models::legacy_emotion_output(va.to(at::kCPU, at::kFloat)));
+    return out;
+  };
+  // The graph is static: parity runs at its one shape, on three inputs (each run has its own seed).
+  g.parity_shapes = {{1, 0}, {1, 0}, {1, 0}};
+  g.metadata["kmidi.emotion.inputs"] = config_.data.inputs;
+  g.metadata["kmidi.emotion.feature_layout_sha256"] = features::EmotionFeatureCache::layout_sha256();
+  g.registry_task = "emotion_embedding";
+  g.registry_input_size = models::kLegacyEmotionInput;
+  g.registry_output_size = models::kLegacyEmotionOutput;
+  return g;
 }
 
 }  // namespace kmidi::train

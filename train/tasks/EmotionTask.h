@@ -44,11 +44,19 @@ struct EmotionModelConfig : config::Section {
   void visit(config::Visitor& v) override;
 };
 
-/// The task's own top-level sections: data, model and loss.
+struct EmotionExportConfig : config::Section {
+  /// Also export the engines' legacy `emotionrecognizer` slot (static
+  /// [1, 128] -> [1, 64], models/EmotionModel.h); needs data.inputs: features.
+  bool legacy_slot = false;
+  void visit(config::Visitor& v) override;
+};
+
+/// The task's own top-level sections: data, model, loss and export.
 struct EmotionTaskConfig : config::Section {
   data::EmotionDataConfig data;
   EmotionModelConfig model;
   losses::TaskLossConfig loss;
+  EmotionExportConfig export_;
   void visit(config::Visitor& v) override;
 };
 
@@ -77,6 +85,8 @@ class EmotionTask final : public Task {
   /// Model outputs by name: valence_arousal [B, 2], quadrant logits [B, 4].
   data::NamedTensors outputs(const data::Batch& batch);
   void check_heads();
+  /// The legacy emotionrecognizer graph (export.legacy_slot).
+  GraphExport legacy_graph();
 
   EmotionTaskConfig config_;
   TaskContext context_;

@@ -15,6 +15,7 @@
 
 #include "core/Errors.h"
 #include "core/Files.h"
+#include "export/OrtRunner.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelBuilder.h"
@@ -231,6 +232,65 @@ TEST_P(EmotionGraphs, MatchOnnxRuntimeAtEveryParityShape) {
 
 INSTANTIATE_TEST_SUITE_P(Inputs, EmotionGraphs, ::testing::Values("features", "tokens", "both"),
                          [](const auto& info) { return info.param; });
+
+TEST(EmotionTask, LegacySlotGraphIsStaticAndCarriesValenceAndArousalInItsBlocks) {
+  auto task = make(task_config("features", "", std::string(kHeads) + "export: {legacy_slot: true}\n"));
+  const std::vector<GraphExport> graphs = task->graphs();
+  ASSERT_EQ(graphs.size(), 2u);
+  const GraphExport& g = graphs[1];
+  EXPECT_EQ(g.file_stem, "emotionrecognizer");
+  EXPECT_EQ(g.registry_input_size, 128);
+  EXPECT_EQ(g.registry_output_size, 64);
+  onnx::ModelBuilder b;
+  b.set_metadata(onnx::meta::kFormatVersion, onnx::meta::kCurrentFormatVersion);
+  for (const auto& [key, value] : g.metadata) b.set_metadata(key, value);
+  g.emit(b);
+  const std::string bytes = b.build();
+  onnx::check_model(bytes, "emotionrecognizer");
+  const std::string path = test::scratch_dir("emotion_legacy") + "/emotionrecognizer.onnx";
+  files::write_atomic(path, bytes);
+
+  // What the legacy loader reads: input 0 and output 0, float32, static [1, N].
+  const auto info = onnx::read_model_info(path);
+  ASSERT_EQ(info.input_names(), std::vector<std::string>{"input"});
+  ASSERT_EQ(info.output_names(), std::vector<std::string>{"output"});
+  EXPECT_EQ(onnx::shape_to_string(info.inputs[0].shape), onnx::shape_to_string(onnx::Shape{1, 128}));
+  EXPECT_EQ(onnx::shape_to_string(info.outputs[0].shape), onnx::shape_to_string(onnx::Shape{1, 64}));
+  EXPECT_EQ(info.inputs[0].dtype, onnx::DType::kFloat32);
+  EXPECT_EQ(info.outputs[0].dtype, onnx::DType::kFloat32);
+  EXPECT_EQ(info.metadata_value(onnx::meta::kProfile), std::optional<std::string>("legacy"));
+
+  // onnxruntime's output against the model's own valence and arousal on real clips.
+  const data::Batch batch = task->dataset(Split::kTest)->get_batch({0, 1, 2});
+  task->model().eval();
+  for (int64_t r = 0; r < 3; ++r) {
+    const at::Tensor features = batch.inputs.at("features").narrow(0, r, 1);
+    at::Tensor va;
+    {
+      torch::NoGradGuard no_grad;
+      va = std::get<0>(task->emotion_model()->forward({}, {}, features));
+    }
+    data::NamedTensors in;
+    in.set("input", features);
+    const at::Tensor out = onnx::run_onnxruntime(path, in).at("output");
+    ASSERT_EQ(out.sizes(), (std::vector<int64_t>{1, 64}));
+    for (int64_t i = 0; i < 16; ++i) {
+      EXPECT_NEAR(out[0][i].item<float>(), va[0][0].item<float>(), 1e-5) << "valence block, row " << r;
+      EXPECT_NEAR(out[0][16 + i].item<float>(), va[0][1].item<float>(), 1e-5) << "arousal block, row " << r;
+    }
+    EXPECT_EQ(out[0].narrow(0, 32, 32).abs().max().item<float>(), 0.0f) << "dominance and complexity are not predicted";
+  }
+}
+
+TEST(EmotionTask, LegacySlotNeedsTheFeaturesAlone) {
+  try {
+    task_config("tokens", "", std::string(kHeads) + "export: {legacy_slot: true}\n");
+    FAIL() << "a token model does not fit the 128-feature slot";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("legacy_slot"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("emotion.yaml"), std::string::npos) << e.what();
+  }
+}
 
 /// A job config of the emotion task in `dir`, as a user writes it.
 std::string write_job(const std::string& dir, const std::string& extra_data) {
