@@ -180,6 +180,11 @@ void emit_groove_model(onnx::ModelBuilder& b, GrooveModelImpl& m) {
     const Value in_bar = b.node("Mod", {steps, b.scalar_int64(o.bar_steps)}, {}, "bar_position_ids");
     x = b.add(x, b.embedding(in_bar, onnx::to_tensor_data(m.bar_position->weight), "bar_position"));
   }
+  if (m.player_embedding) {
+    const Value player = b.input("player", DType::kInt64, {"batch"}, "0: any player; 1..P: kmidi.groove.players");
+    x = b.add(x, b.unsqueeze(b.embedding(player, onnx::to_tensor_data(m.player_embedding->weight), "player_embedding"),
+                             {1}));
+  }
   const int64_t hd = o.encoder.d_model / o.encoder.n_heads;
   const RotaryTables rotary =
       rotary_tables(b, position_range(b, b.scalar_int64(0), dim_scalar(b, hits, 1)), false, hd, o.encoder.rope_base);

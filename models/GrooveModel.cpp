@@ -10,6 +10,7 @@ void GrooveModelOptions::validate() const {
   if (drum_classes <= 0) throw std::invalid_argument("groove model: drum_classes must be positive");
   if (num_styles < 0) throw std::invalid_argument("groove model: num_styles must be >= 0");
   if (bar_steps < 0) throw std::invalid_argument("groove model: bar_steps must be >= 0");
+  if (num_players < 0) throw std::invalid_argument("groove model: num_players must be >= 0");
   encoder.validate("groove model encoder");
 }
 
@@ -21,13 +22,18 @@ GrooveModelImpl::GrooveModelImpl(GrooveModelOptions options) : options_(std::mov
   if (o.bar_steps > 0) {
     bar_position = register_module("bar_position", torch::nn::Embedding(o.bar_steps, o.encoder.d_model));
   }
+  if (o.num_players > 0) {
+    player_embedding =
+        register_module("player_embedding", torch::nn::Embedding(o.num_players + 1, o.encoder.d_model));
+  }
   encoder = register_module("encoder", TransformerEncoder(o.encoder));
   offset_head = register_module("offset_head", torch::nn::Linear(o.encoder.d_model, o.drum_classes));
   velocity_head = register_module("velocity_head", torch::nn::Linear(o.encoder.d_model, o.drum_classes));
   if (o.num_styles > 0) style_head = register_module("style_head", torch::nn::Linear(o.encoder.d_model, o.num_styles));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at::Tensor& hits, const at::Tensor& tempo) {
+std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at::Tensor& hits, const at::Tensor& tempo,
+                                                                        const at::Tensor& player) {
   const auto& o = options_;
   TORCH_CHECK(hits.dim() == 3 && hits.size(2) == o.drum_classes, "groove model: hits must be [batch, steps, ",
               o.drum_classes, "], got ", hits.sizes());
@@ -38,6 +44,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at
   if (bar_position) {
     const at::Tensor steps = torch::arange(hits.size(1), torch::dtype(torch::kLong).device(hits.device()));
     x = x + bar_position->forward(torch::remainder(steps, o.bar_steps)).unsqueeze(0);
+  }
+  if (player.defined()) {
+    TORCH_CHECK(player_embedding, "groove model: a player id was given, but the model has no players (num_players 0)");
+    TORCH_CHECK(player.dim() == 1 && player.size(0) == hits.size(0), "groove model: player must be [batch], got ",
+                player.sizes());
+    // Range-checked on the CPU only: on a GPU the check would synchronise every step.
+    TORCH_CHECK(!player.device().is_cpu() || player.numel() == 0 || (player.min().item<int64_t>() >= 0 &&
+                                        player.max().item<int64_t>() <= o.num_players),
+                "groove model: player ids must lie in [0, ", o.num_players, "] (0: any player)");
+  }
+  if (player_embedding) {
+    const at::Tensor ids =
+        player.defined() ? player.to(torch::kLong) : torch::zeros({hits.size(0)}, torch::dtype(torch::kLong).device(hits.device()));
+    x = x + player_embedding->forward(ids).unsqueeze(1);
   }
   const at::Tensor h = encoder->forward(x);
   at::Tensor style;

@@ -3,7 +3,9 @@
 # against 1 rank x 1 thread on the same per-rank batch. With perfect overlap of
 # gradient all-reduce and backward, the 2-rank step costs no more than the
 # single one; the goal is at most 1.1x. Ranks are started with torchrun's
-# variables on loopback (Gloo), rank 0 hosting the store.
+# variables on loopback (Gloo), rank 0 hosting the store. A control run of two
+# independent 1-rank processes at once separates what sharing the machine
+# costs from what the gradient all-reduce costs.
 #
 #   scripts/bench_ddp.sh                 # transformer-sized model, 20 steps (minutes)
 #   scripts/bench_ddp.sh --smoke         # tiny model, 3 steps: checks the script works
@@ -107,8 +109,26 @@ done
 [ "$FAILED" = 0 ] || exit 1
 TWO=$(median_ms "$OUT/rank0.out")
 
-awk -v one="$ONE" -v two="$TWO" 'BEGIN {
+# Control: two independent 1-rank runs at once, nothing communicated. Their
+# step time is what sharing the machine's cores, caches and memory costs by
+# itself; the 2-rank run's excess over it is what data parallelism costs.
+echo "bench_ddp: control: two independent 1-rank runs at the same time" >&2
+PIDS=()
+for i in 0 1; do
+  OMP_NUM_THREADS=1 "${SINGLE[@]}" >"$OUT/control$i.out" 2>"$OUT/control$i.err" &
+  PIDS+=($!)
+done
+for i in 0 1; do
+  wait "${PIDS[$i]}" || { tail -n 20 "$OUT/control$i.err" >&2; exit 1; }
+done
+C0=$(median_ms "$OUT/control0.out")
+C1=$(median_ms "$OUT/control1.out")
+
+awk -v one="$ONE" -v two="$TWO" -v c0="$C0" -v c1="$C1" 'BEGIN {
   ratio = two / one
+  control = (c0 + c1) / 2
   printf "1 rank:  %10.2f ms/step\n2 ranks: %10.2f ms/step\nratio:   %10.3f (goal <= 1.100: %s)\n",
          one, two, ratio, ratio <= 1.1 ? "met" : "NOT met"
+  printf "control: %10.2f ms/step (two 1-rank runs at once: %.2f, %.2f)\n", control, c0, c1
+  printf "sharing the machine alone: %.3f x; data parallelism beyond that: %.3f x\n", control / one, two / control
 }'

@@ -19,7 +19,7 @@ namespace kmidi::groove {
 namespace {
 
 constexpr char kCacheMagic[8] = {'K', 'M', 'G', 'R', 'O', 'O', 'V', 'E'};
-constexpr uint32_t kCacheVersion = 1;
+constexpr uint32_t kCacheVersion = 2;  // 2: windows carry their player
 constexpr size_t kHexLength = 64;
 
 /// Little-endian fixed-width encoding of the cache payload.
@@ -84,6 +84,7 @@ std::string encode_split(const GrooveSplit& split) {
   e.put<uint64_t>(split.items.size());
   for (const GrooveItem& item : split.items) {
     e.put_string(item.source);
+    e.put_string(item.player);
     e.put<int64_t>(item.first_step);
     e.put<double>(item.bpm);
     e.put<uint32_t>(static_cast<uint32_t>(item.hits.size()));
@@ -111,6 +112,7 @@ GrooveSplit decode_split(std::string_view payload, const std::string& where) {
   split.items.resize(n);
   for (GrooveItem& item : split.items) {
     item.source = d.get_string();
+    item.player = d.get_string();
     item.first_step = d.get<int64_t>();
     item.bpm = d.get<double>();
     item.hits.resize(d.get<uint32_t>());
@@ -134,7 +136,7 @@ std::string cache_key(const std::vector<GrooveSource>& sources, const WindowSett
   std::string text = "groove-cache v" + std::to_string(kCacheVersion) + " steps " + std::to_string(s.steps) +
                      " hop " + std::to_string(s.hop) + " min_hits " + std::to_string(s.min_hits) + "\n";
   for (const GrooveSource& source : sources) {
-    text += source.id + "\t" + source.path + "\t" + hash::sha256_file(source.path) + "\n";
+    text += source.id + "\t" + source.player + "\t" + source.path + "\t" + hash::sha256_file(source.path) + "\n";
   }
   return hash::sha256_hex(text);
 }
@@ -206,6 +208,8 @@ std::vector<GrooveSource> read_groove_manifest(const std::string& csv_path, cons
   const csv::Table table = csv::read(csv_path);
   const size_t id = table.column("id"), file = table.column("midi_filename"), split_column = table.column("split"),
                meter = table.column("time_signature");
+  const bool has_player = table.has_column("drummer");  // optional: only player conditioning needs it
+  const size_t drummer = has_player ? table.column("drummer") : 0;
   const fs::path root = fs::path(csv_path).parent_path();
   std::vector<GrooveSource> out;
   for (size_t i = 0; i < table.rows.size(); ++i) {
@@ -214,6 +218,7 @@ std::vector<GrooveSource> read_groove_manifest(const std::string& csv_path, cons
     if (std::find(time_signatures.begin(), time_signatures.end(), row[meter]) == time_signatures.end()) continue;
     GrooveSource s;
     s.id = row[id];
+    if (has_player) s.player = row[drummer];
     s.path = (root / row[file]).lexically_normal().string();
     std::error_code ec;
     if (!fs::is_regular_file(s.path, ec)) {
@@ -259,7 +264,10 @@ GrooveSplit load_groove_split(const std::vector<GrooveSource>& sources, const Wi
     const midi::Score score = midi::read_midi_file(source.path);
     const DrumGrid grid = quantize_drums(score);
     add_velocities(out.velocities, grid);
-    for (GrooveItem& item : grid_windows(score, grid, source.id, settings)) out.items.push_back(std::move(item));
+    for (GrooveItem& item : grid_windows(score, grid, source.id, settings)) {
+      item.player = source.player;
+      out.items.push_back(std::move(item));
+    }
     ++out.files;
   }
   if (!cache_dir.empty()) {

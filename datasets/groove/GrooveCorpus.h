@@ -45,6 +45,7 @@ struct WindowSettings {
 /// One window of one performance: the model's unit of data.
 struct GrooveItem {
   std::string source;        ///< the performance (info.csv id, or a file name)
+  std::string player;        ///< who played it (info.csv `drummer`); empty when unknown
   int64_t first_step = 0;    ///< window start on the performance's grid
   double bpm = 120.0;        ///< mean tempo over the window
   std::vector<Hit> hits;     ///< steps relative to first_step; sorted by (step, class)
@@ -56,8 +57,9 @@ struct GrooveItem {
 
 /// A performance listed in info.csv.
 struct GrooveSource {
-  std::string id;    ///< info.csv `id`, e.g. drummer1/eval_session/1
-  std::string path;  ///< absolute path of the MIDI file
+  std::string id;      ///< info.csv `id`, e.g. drummer1/eval_session/1
+  std::string path;    ///< absolute path of the MIDI file
+  std::string player;  ///< info.csv `drummer`, e.g. drummer1
 };
 
 /// The rows of `csv_path` (info.csv) in `split` whose time_signature is in
@@ -87,7 +89,8 @@ struct GrooveSplit {
   bool from_cache = false;  ///< true when read from the cache folder
 };
 
-/// Windows of every source (in source order) and their velocity statistics.
+/// Windows of every source (in source order, each carrying its source's
+/// player) and their velocity statistics.
 /// With a non-empty `cache_dir`, reads the split's cache when it is valid and
 /// writes it otherwise. `split` only names the cache file.
 GrooveSplit load_groove_split(const std::vector<GrooveSource>& sources, const WindowSettings& settings,

@@ -2,13 +2,30 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "core/Errors.h"
+#include "core/Strings.h"
 
 namespace kmidi::groove {
 
-GrooveDataset::GrooveDataset(std::vector<GrooveItem> items, int64_t steps, bool labelled)
-    : items_(std::move(items)), steps_(steps), labelled_(labelled) {
+GrooveDataset::GrooveDataset(std::vector<GrooveItem> items, int64_t steps, bool labelled,
+                             std::vector<std::string> players, bool player_known)
+    : items_(std::move(items)), steps_(steps), labelled_(labelled), players_(std::move(players)) {
   if (steps_ <= 0) throw UsageError("groove dataset: steps must be positive, got " + std::to_string(steps_));
+  if (players_.empty()) return;
+  player_index_.assign(items_.size(), 0);
+  if (!player_known) return;
+  for (size_t i = 0; i < items_.size(); ++i) {
+    const std::string& player = items_[i].player;
+    if (player.empty()) continue;
+    const auto it = std::find(players_.begin(), players_.end(), player);
+    if (it == players_.end()) {
+      throw DataError("groove window " + items_[i].id() + ": player '" + player +
+                      "' is not one the model knows (" + strings::join(players_, ", ") + ")");
+    }
+    player_index_[i] = 1 + (it - players_.begin());
+  }
 }
 
 data::Batch GrooveDataset::get_batch(const std::vector<int64_t>& indices) const {
@@ -38,6 +55,12 @@ data::Batch GrooveDataset::get_batch(const std::vector<int64_t>& indices) const 
   batch.indices = indices;
   batch.inputs.set("hits", hits);
   batch.inputs.set("tempo", tempo);
+  if (!players_.empty()) {
+    at::Tensor player = torch::empty({b}, torch::kLong);
+    int64_t* ids = player.data_ptr<int64_t>();
+    for (int64_t i = 0; i < b; ++i) ids[i] = player_index_.at(static_cast<size_t>(indices[static_cast<size_t>(i)]));
+    batch.inputs.set("player", player);
+  }
   if (labelled_) {
     batch.targets.set("offsets", offsets);
     batch.targets.set("velocities", velocities);

@@ -4,6 +4,8 @@
 // Inputs (what a quantized pattern tells; nothing of the performance):
 //   hits   float32 [B, T, C]  1 where drum class c is struck on step t
 //   tempo  float32 [B, 1]     the window's bpm / 200
+//   player int64   [B]        only with a player list: 1 + the index of the
+//                             window's player in it, 0 for "any player"
 // Targets (labelled data only):
 //   offsets     float32 [B, T, C]  onset − grid time in steps, [-0.5, 0.5]
 //   velocities  float32 [B, T, C]  velocity / 127
@@ -13,6 +15,7 @@
 // hits, whether or not targets are present.
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "datasets/Dataset.h"
@@ -22,8 +25,12 @@ namespace kmidi::groove {
 
 class GrooveDataset final : public data::Dataset {
  public:
-  /// `steps`: the window length every item is padded or cut to.
-  GrooveDataset(std::vector<GrooveItem> items, int64_t steps, bool labelled);
+  /// `steps`: the window length every item is padded or cut to. With a
+  /// non-empty `players`, batches carry the `player` input: with
+  /// `player_known`, each item's player (DataError naming the window when it
+  /// is not in the list; an item without a player gets 0), else 0 for all.
+  GrooveDataset(std::vector<GrooveItem> items, int64_t steps, bool labelled, std::vector<std::string> players = {},
+                bool player_known = true);
   size_t size() const override { return items_.size(); }
   data::Batch get_batch(const std::vector<int64_t>& indices) const override;
   bool has_targets() const override { return labelled_; }
@@ -31,11 +38,14 @@ class GrooveDataset final : public data::Dataset {
   int64_t item_cost(size_t index) const override { return static_cast<int64_t>(items_.at(index).hits.size()); }
   const std::vector<GrooveItem>& items() const { return items_; }
   int64_t steps() const { return steps_; }
+  const std::vector<std::string>& players() const { return players_; }
 
  private:
   std::vector<GrooveItem> items_;
   int64_t steps_;
   bool labelled_;
+  std::vector<std::string> players_;
+  std::vector<int64_t> player_index_;  ///< per item: the `player` input value
 };
 
 }  // namespace kmidi::groove

@@ -114,6 +114,28 @@ TEST(HumanizeCommand, HumanizesAQuantizedDrumPartWithinHalfAStep) {
     const Result inspect = kmidi("inspect " + test::shell_quote(output));
     EXPECT_EQ(inspect.code, 0) << inspect.output;
   }
+
+  // In a named drummer's feel (configs/groove_tiny.yaml lists drummer1 and
+  // drummer7): same notes, other timing than "any player".
+  const std::string input = test::shared_data("mma-examples/examples/misc/grooves.mid");
+  const Result as_player = kmidi("humanize " + test::shell_quote(input) + " --checkpoint " + ckpt +
+                                     " --player drummer7 --out " + dir + "/drummer7.mid",
+                                 false);
+  ASSERT_EQ(as_player.code, 0) << as_player.output;
+  EXPECT_EQ(nlohmann::json::parse(as_player.output)["player"], "drummer7");
+  const auto any = mido_notes(dir + "/out dir/grooves human.mid").second;
+  const auto played = mido_notes(dir + "/drummer7.mid").second;
+  ASSERT_EQ(any.size(), played.size());
+  size_t retimed = 0;
+  for (size_t i = 0; i < any.size(); ++i) retimed += any[i].tick != played[i].tick;
+  EXPECT_GT(retimed, 0u);
+  const Result unknown = kmidi("humanize " + test::shell_quote(input) + " --checkpoint " + ckpt +
+                               " --player drummer3 --out " + dir + "/drummer3.mid");
+  EXPECT_EQ(unknown.code, 2) << unknown.output;
+  EXPECT_NE(unknown.output.find("player 'drummer3' is not one the model was trained on (known: drummer1, drummer7)"),
+            std::string::npos)
+      << unknown.output;
+  EXPECT_FALSE(fs::exists(dir + "/drummer3.mid"));
 }
 
 TEST(HumanizeCommand, RefusesAMissingOrUnreadableCheckpoint) {

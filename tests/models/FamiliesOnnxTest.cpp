@@ -97,25 +97,32 @@ INSTANTIATE_TEST_SUITE_P(Inputs, EmotionOnnx,
                                   (info.param.second ? "features" : "");
                          });
 
-class GrooveOnnx : public ::testing::TestWithParam<int64_t> {};
+// (bar_steps, num_players)
+class GrooveOnnx : public ::testing::TestWithParam<std::pair<int64_t, int64_t>> {};
 
 TEST_P(GrooveOnnx, MatchesLibTorch) {
   torch::manual_seed(12);
   GrooveModelOptions o;
   o.num_styles = 6;
-  o.bar_steps = GetParam();
+  o.bar_steps = GetParam().first;
+  o.num_players = GetParam().second;
   o.encoder.d_model = 32;
   o.encoder.d_ff = 48;
   GrooveModel model(o);
   model->eval();
-  const std::string name = "groove" + std::to_string(o.bar_steps);
+  const std::string name = "groove" + std::to_string(o.bar_steps) + "_" + std::to_string(o.num_players);
   const std::string path = export_to(name, [&](onnx::ModelBuilder& b) { emit_groove_model(b, *model); });
   torch::NoGradGuard no_grad;
   for (auto [batch, steps] : std::vector<std::pair<int64_t, int64_t>>{{1, 32}, {4, 16}, {2, 37}}) {
     data::NamedTensors in, ref;
     in.set("hits", (torch::rand({batch, steps, 9}) > 0.6).to(torch::kFloat));
     in.set("tempo", torch::rand({batch, 1}));
-    const auto [offsets, velocities, style] = model->forward(in.at("hits"), in.at("tempo"));
+    at::Tensor player;
+    if (o.num_players > 0) {
+      player = torch::randint(0, o.num_players + 1, {batch}, torch::kLong);
+      in.set("player", player);
+    }
+    const auto [offsets, velocities, style] = model->forward(in.at("hits"), in.at("tempo"), player);
     ref.set("offsets", offsets);
     ref.set("velocities", velocities);
     ref.set("style", torch::softmax(style, -1));
@@ -123,7 +130,13 @@ TEST_P(GrooveOnnx, MatchesLibTorch) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(BarSteps, GrooveOnnx, ::testing::Values(int64_t{0}, int64_t{16}));
+INSTANTIATE_TEST_SUITE_P(BarStepsAndPlayers, GrooveOnnx,
+                         ::testing::Values(std::pair<int64_t, int64_t>{0, 0}, std::pair<int64_t, int64_t>{16, 0},
+                                           std::pair<int64_t, int64_t>{16, 4}),
+                         [](const auto& info) {
+                           return "bar" + std::to_string(info.param.first) + "_players" +
+                                  std::to_string(info.param.second);
+                         });
 
 }  // namespace
 }  // namespace kmidi::models

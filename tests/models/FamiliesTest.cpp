@@ -167,5 +167,36 @@ TEST(GrooveModel, BarPositionEmbeddingRepeatsEveryBar) {
   EXPECT_TRUE(torch::allclose(flat[0][3], flat[0][4], 1e-5, 1e-6));
 }
 
+TEST(GrooveModel, PlayerEmbeddingConditionsEveryStepAndZeroIsAnyPlayer) {
+  torch::manual_seed(6);
+  GrooveModelOptions o;
+  o.num_players = 3;
+  o.encoder.d_model = 32;
+  o.encoder.d_ff = 64;
+  o.encoder.n_layers = 1;
+  GrooveModel model(o);
+  model->eval();
+  EXPECT_EQ(model->player_embedding->weight.sizes(), (std::vector<int64_t>{4, 32}));
+  torch::NoGradGuard no_grad;
+  const auto hits = (torch::rand({3, 16, 9}) > 0.7).to(torch::kFloat);
+  const auto tempo = torch::full({3, 1}, 0.6);
+  const auto any = std::get<0>(model->forward(hits, tempo));
+  const auto zero = std::get<0>(model->forward(hits, tempo, torch::zeros({3}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(any, zero));  // no player given = player 0
+  const auto mixed = std::get<0>(model->forward(hits, tempo, torch::tensor({0, 2, 3}, torch::kLong)));
+  EXPECT_TRUE(torch::allclose(mixed[0], any[0], 1e-6, 1e-7));
+  EXPECT_FALSE(torch::allclose(mixed[1], any[1], 1e-4, 1e-5));
+  // Row b's output depends on row b's player only.
+  const auto alone = std::get<0>(model->forward(hits.slice(0, 2, 3), tempo.slice(0, 2, 3), torch::tensor({3}, torch::kLong)));
+  EXPECT_TRUE(torch::allclose(alone[0], mixed[2], 1e-5, 1e-6));
+  EXPECT_THROW(model->forward(hits, tempo, torch::tensor({0, 1, 4}, torch::kLong)), c10::Error);
+  EXPECT_THROW(model->forward(hits, tempo, torch::tensor({0, 1}, torch::kLong)), c10::Error);
+  GrooveModelOptions none = o;
+  none.num_players = 0;
+  GrooveModel plain(none);
+  EXPECT_FALSE(plain->player_embedding);
+  EXPECT_THROW(plain->forward(hits, tempo, torch::zeros({3}, torch::kLong)), c10::Error);
+}
+
 }  // namespace
 }  // namespace kmidi::models

@@ -39,6 +39,7 @@ GrooveTaskConfig tiny_config(int64_t max_files) {
   c.model.n_heads = 2;
   c.model.d_ff = 64;
   c.model.dropout = 0.0;
+  c.model.players = {"drummer1", "drummer7"};
   c.loss = default_groove_loss();
   return c;
 }
@@ -233,16 +234,68 @@ TEST(GrooveTask, GraphsMatchOnnxRuntimeAtEveryParityShape) {
   onnx::check_model(bytes, "groove");
   const std::string path = test::scratch_dir("groove_graphs") + "/groove.onnx";
   files::write_atomic(path, bytes);
-  EXPECT_EQ(onnx::read_model_info(path).output_names(), (std::vector<std::string>{"offsets", "velocities"}));
+  const onnx::OnnxModelInfo info = onnx::read_model_info(path);
+  EXPECT_EQ(info.output_names(), (std::vector<std::string>{"offsets", "velocities"}));
+  EXPECT_EQ(info.input_names(), (std::vector<std::string>{"hits", "tempo", "player"}));
+  EXPECT_EQ(info.metadata_value("kmidi.groove.players").value_or(""), "drummer1,drummer7");
   ASSERT_GE(g.parity_shapes.size(), 3u);
   task.model().train();  // reference() must evaluate in eval mode and leave the mode as it was
   for (const auto& [batch, length] : g.parity_shapes) {
     const data::NamedTensors inputs = g.sample_inputs(batch, length, 42);
     EXPECT_EQ(inputs.at("hits").sizes(), (std::vector<int64_t>{batch, length, 9}));
+    EXPECT_EQ(inputs.at("player").sizes(), (std::vector<int64_t>{batch}));
     onnx::onnxruntime_parity(path, inputs, g.reference(inputs))
         .require_passed("groove " + std::to_string(batch) + "x" + std::to_string(length));
   }
   EXPECT_TRUE(task.model().is_training());
+}
+
+TEST(GrooveTask, TrainingDrummerOutsideModelPlayersIsAnError) {
+  GrooveTaskConfig c = tiny_config(1);
+  c.model.players = {"drummer7"};  // the first train performance is drummer1's
+  try {
+    GrooveTask task(c, TaskContext{});
+    FAIL() << "no error";
+  } catch (const DataError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("(train split)"), std::string::npos) << what;
+    EXPECT_NE(what.find("player 'drummer1' is not one the model knows (drummer7)"), std::string::npos) << what;
+    EXPECT_NE(what.find("model.players"), std::string::npos) << what;
+  }
+  c.data.condition_on_player = false;  // every window as "any player": no error, player input all 0
+  GrooveTask task(c, TaskContext{});
+  const data::Batch batch = task.dataset(Split::kTrain)->get_batch({0, 1});
+  EXPECT_TRUE(torch::equal(batch.inputs.at("player"), torch::zeros({2}, torch::kLong)));
+}
+
+TEST(GrooveTask, PlayerListMustNotRepeat) {
+  const std::string dir = test::scratch_dir("groove_players_config");
+  files::write_atomic(dir + "/twice.yaml", "task: groove\nrun: {name: x}\ntrain: {max_steps: 1}\nmodel: {players: [drummer1, drummer1]}\n");
+  try {
+    load_job_config(dir + "/twice.yaml", {}, builtin_tasks());
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'drummer1' is listed twice"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GrooveHumanize, PlayerIdsComeFromTheCheckpointsList) {
+  GrooveCheckpoint ckpt;
+  ckpt.players = {"drummer1", "drummer7"};
+  EXPECT_EQ(player_id(ckpt, ""), 0);
+  EXPECT_EQ(player_id(ckpt, "drummer1"), 1);
+  EXPECT_EQ(player_id(ckpt, "drummer7"), 2);
+  try {
+    player_id(ckpt, "drummer3");
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("player 'drummer3' is not one the model was trained on (known: drummer1, "
+                                         "drummer7)"),
+              std::string::npos)
+        << e.what();
+  }
+  ckpt.players.clear();
+  EXPECT_THROW(player_id(ckpt, "drummer1"), UsageError);
 }
 
 TEST(GrooveHumanize, MovesDrumNotesByThePredictedOffsetAndKeepsEveryNote) {
@@ -301,6 +354,28 @@ TEST(GrooveHumanize, MovesDrumNotesByThePredictedOffsetAndKeepsEveryNote) {
   EXPECT_EQ(find(0, 60, 0).velocity, 100);
   EXPECT_NEAR(find(9, 42, 0).start_s, 150.0 / 480.0 * 0.5, 1e-12);  // 120 bpm
   EXPECT_NEAR(stats.mean_abs_offset_ms, 31.25, 1e-9);  // a quarter of a 125 ms step (120 bpm)
+
+  // A player's embedding shifts the offsets: player 1's row moves the
+  // offset head's input, player 0 (any player) keeps the result above.
+  {
+    torch::NoGradGuard no_grad;
+    model->offset_head->weight.fill_(0.0);
+    // The kick's offset reads the hidden state (not a constant row: a
+    // layer-normed state sums to zero).
+    model->offset_head->weight[0].copy_(torch::linspace(-1.0, 1.0, model->offset_head->weight.size(1)));
+  }
+  const midi::Score any = train::humanize(s, *model, 32, nullptr, 0);
+  {
+    torch::NoGradGuard no_grad;
+    // Not a constant row: layer norms would remove a uniform shift.
+    model->player_embedding->weight[1].copy_(torch::linspace(-3.0, 3.0, model->player_embedding->weight.size(1)));
+  }
+  const midi::Score drummer = train::humanize(s, *model, 32, nullptr, 1);
+  EXPECT_EQ(train::humanize(s, *model, 32, nullptr, 0).notes[0].start_tick, any.notes[0].start_tick);
+  bool differs = false;
+  for (size_t i = 0; i < any.notes.size(); ++i) differs |= any.notes[i].start_tick != drummer.notes[i].start_tick;
+  EXPECT_TRUE(differs);
+  EXPECT_THROW(train::humanize(s, *model, 32, nullptr, 3), UsageError);  // 2 players: ids 0..2
 
   midi::Score smpte = s;
   smpte.division.smpte = true;

@@ -12,6 +12,7 @@
 
 #include "core/Config.h"
 #include "core/Errors.h"
+#include "core/Strings.h"
 #include "datasets/groove/GrooveDataset.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
@@ -53,12 +54,30 @@ GrooveCheckpoint load_groove_checkpoint(const std::string& path, bool use_ema) {
   out.model = trainable->net;
   out.model->eval();
   out.window_steps = sections.data.window_steps;
+  out.players = sections.model.players;
   out.step = meta.value("step", int64_t{0});
   return out;
 }
 
+int64_t player_id(const GrooveCheckpoint& checkpoint, const std::string& name) {
+  if (name.empty()) return 0;
+  const auto& players = checkpoint.players;
+  const auto it = std::find(players.begin(), players.end(), name);
+  if (it == players.end()) {
+    throw UsageError("humanize: player '" + name + "' is not one the model was trained on" +
+                     (players.empty() ? std::string(" (it has no player conditioning)")
+                                      : " (known: " + strings::join(players, ", ") + ")"));
+  }
+  return 1 + (it - players.begin());
+}
+
 midi::Score humanize(const midi::Score& score, models::GrooveModelImpl& model, int64_t window_steps,
-                     HumanizeStats* stats) {
+                     HumanizeStats* stats, int64_t player) {
+  const int64_t num_players = model.options().num_players;
+  if (player < 0 || player > num_players) {
+    throw UsageError("humanize: player id " + std::to_string(player) + " is out of range; the model knows " +
+                     std::to_string(num_players) + " player(s) (0: any player)");
+  }
   if (score.division.smpte) {
     throw UsageError("humanize: the file is SMPTE-timed (no beats, no 16th-note grid); expected a PPQ division");
   }
@@ -85,8 +104,11 @@ midi::Score humanize(const midi::Score& score, models::GrooveModelImpl& model, i
     std::vector<int64_t> indices(std::min(kChunk, items.size() - first));
     std::iota(indices.begin(), indices.end(), static_cast<int64_t>(first));
     const data::Batch batch = data.get_batch(indices);
+    const at::Tensor players =
+        num_players > 0 ? torch::full({static_cast<int64_t>(indices.size())}, player, torch::dtype(torch::kLong).device(device))
+                        : at::Tensor();
     auto [offsets, velocities, style] =
-        model.forward(batch.inputs.at("hits").to(device), batch.inputs.at("tempo").to(device));
+        model.forward(batch.inputs.at("hits").to(device), batch.inputs.at("tempo").to(device), players);
     const at::Tensor o = offsets.to(torch::kCPU, torch::kDouble).contiguous();
     const at::Tensor v = velocities.to(torch::kCPU, torch::kDouble).contiguous();
     const auto oa = o.accessor<double, 3>();

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "datasets/midi/Score.h"
 #include "models/GrooveModel.h"
@@ -27,6 +28,7 @@ namespace kmidi::train {
 struct GrooveCheckpoint {
   models::GrooveModel model{nullptr};  ///< eval mode, on the CPU
   int64_t window_steps = 32;
+  std::vector<std::string> players;    ///< player ids 1..N, in order (model.players); empty: none
   int64_t step = 0;                    ///< training step of the checkpoint
   bool used_ema = false;
 };
@@ -39,8 +41,13 @@ struct HumanizeStats {
   double mean_abs_offset_ms = 0.0;  ///< over humanized notes, from the tempo map
 };
 
-/// The humanized copy of `score`. Throws UsageError for SMPTE-timed scores.
+/// The player id of `name` in the checkpoint's list (1-based); "" gives 0,
+/// any player. Throws UsageError listing the known players.
+int64_t player_id(const GrooveCheckpoint& checkpoint, const std::string& name);
+
+/// The humanized copy of `score`, in the feel of `player` (0: any player).
+/// Throws UsageError for SMPTE-timed scores or a player the model lacks.
 midi::Score humanize(const midi::Score& score, models::GrooveModelImpl& model, int64_t window_steps,
-                     HumanizeStats* stats = nullptr);
+                     HumanizeStats* stats = nullptr, int64_t player = 0);
 
 }  // namespace kmidi::train

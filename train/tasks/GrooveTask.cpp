@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "core/Errors.h"
 #include "core/Strings.h"
 #include "models/GrooveModel.h"
@@ -24,6 +26,9 @@ void GrooveDataConfig::visit(config::Visitor& v) {
   v.field("min_hits", min_hits, config::Spec("windows with fewer hits are dropped").non_negative());
   v.field("max_files", max_files, config::Spec("per split: use only the first N performances (0: all)").non_negative());
   v.field("test_labels", test_labels, config::Spec("false: the test split has no targets (label-free evaluation)"));
+  v.field("condition_on_player", condition_on_player,
+          config::Spec("with model.players: false gives every window player 0 (any player), e.g. to measure "
+                       "the humanizer for an unknown drummer"));
   v.check(!time_signatures.empty(), "time_signatures", "needs at least one time signature, e.g. [4-4]");
 }
 
@@ -36,6 +41,17 @@ void GrooveModelConfig::visit(config::Visitor& v) {
   v.field("bar_steps", bar_steps,
           config::Spec("embed each step's position in the bar, step mod bar_steps (16: 4/4 in 16ths); 0: none")
               .non_negative());
+  v.field("players", players,
+          config::Spec("info.csv drummers to condition on (player ids 1..N in this order; 0 is any player); "
+                       "empty: no player input"));
+  v.field("player_dropout", player_dropout,
+          config::Spec("training: probability that a window is shown as player 0 (any player)").min(0.0).less_than(1.0));
+  for (size_t i = 0; i < players.size(); ++i) {
+    v.check(!players[i].empty(), "players", "entry " + std::to_string(i) + " is empty");
+    v.check(std::find(players.begin(), players.begin() + static_cast<std::ptrdiff_t>(i), players[i]) ==
+                players.begin() + static_cast<std::ptrdiff_t>(i),
+            "players", "'" + players[i] + "' is listed twice");
+  }
   v.check(d_model % n_heads == 0, "n_heads", "must divide d_model (" + std::to_string(d_model) + ")");
   v.check((d_model / n_heads) % 2 == 0, "n_heads", "d_model / n_heads must be even (rotary positions)");
 }
@@ -45,6 +61,7 @@ models::GrooveModelOptions GrooveModelConfig::options() const {
   o.drum_classes = kDrumClasses;
   o.num_styles = 0;
   o.bar_steps = bar_steps;
+  o.num_players = static_cast<int64_t>(players.size());
   o.encoder.d_model = d_model;
   o.encoder.n_layers = n_layers;
   o.encoder.n_heads = n_heads;
@@ -86,8 +103,9 @@ GrooveTrainableImpl::GrooveTrainableImpl(const models::GrooveModelOptions& model
 
 namespace {
 
-std::shared_ptr<groove::GrooveDataset> load_split(const GrooveDataConfig& d, const char* split, int64_t hop,
-                                                  bool labelled, groove::VelocityStats* stats) {
+std::shared_ptr<groove::GrooveDataset> load_split(const GrooveDataConfig& d, const std::vector<std::string>& players,
+                                                  const char* split, int64_t hop, bool labelled,
+                                                  groove::VelocityStats* stats) {
   groove::WindowSettings w;
   w.steps = d.window_steps;
   w.hop = hop;
@@ -101,7 +119,13 @@ std::shared_ptr<groove::GrooveDataset> load_split(const GrooveDataConfig& d, con
   spdlog::info("groove {}: {} windows of {} performances{}", split, s.items.size(), s.files,
                s.from_cache ? " (cached)" : "");
   if (stats) *stats = s.velocities;
-  return std::make_shared<groove::GrooveDataset>(std::move(s.items), d.window_steps, labelled);
+  try {
+    return std::make_shared<groove::GrooveDataset>(std::move(s.items), d.window_steps, labelled, players,
+                                                   d.condition_on_player);
+  } catch (const DataError& e) {
+    throw DataError(d.csv.str() + " (" + split + " split): " + e.what() +
+                    "; add the player to model.players or set data.condition_on_player: false");
+  }
 }
 
 std::vector<std::string> class_names() {
@@ -120,9 +144,10 @@ GrooveTask::GrooveTask(const GrooveTaskConfig& config, const TaskContext& contex
   if (config_.loss.heads.empty()) config_.loss = default_groove_loss();
   const GrooveDataConfig& d = config_.data;
   groove::VelocityStats train_stats;
-  train_ = load_split(d, "train", d.train_hop, true, &train_stats);
-  validation_ = load_split(d, "validation", d.eval_hop, true, nullptr);
-  test_ = load_split(d, "test", d.eval_hop, d.test_labels, nullptr);
+  const std::vector<std::string>& players = config_.model.players;
+  train_ = load_split(d, players, "train", d.train_hop, true, &train_stats);
+  validation_ = load_split(d, players, "validation", d.eval_hop, true, nullptr);
+  test_ = load_split(d, players, "test", d.eval_hop, d.test_labels, nullptr);
   for (int c = 0; c < kDrumClasses; ++c) baseline_velocity_[static_cast<size_t>(c)] = train_stats.mean(c);
   module_ = GrooveTrainable(config_.model.options(), config_.loss);
 }
@@ -136,10 +161,22 @@ std::shared_ptr<const data::Dataset> GrooveTask::dataset(Split split) {
   return nullptr;
 }
 
+at::Tensor GrooveTask::player_input(const data::Batch& batch, bool training) const {
+  if (!batch.inputs.contains("player")) return {};
+  at::Tensor player = batch.inputs.at("player");
+  const double p = config_.model.player_dropout;
+  if (training && p > 0) {
+    // Windows shown as "any player" teach the model to humanize for an unknown drummer.
+    player = player * (torch::rand({player.size(0)}, torch::dtype(torch::kFloat).device(player.device())) >= p)
+                          .to(torch::kLong);
+  }
+  return player;
+}
+
 ForwardOutput GrooveTask::forward(const data::Batch& batch, bool training) {
   const at::Tensor& hits = batch.inputs.at("hits");
   const at::Tensor& tempo = batch.inputs.at("tempo");
-  auto [offsets, velocities, style] = module_->net->forward(hits, tempo);
+  auto [offsets, velocities, style] = module_->net->forward(hits, tempo, player_input(batch, training));
   data::NamedTensors outputs;
   outputs.set("offsets", offsets.to(torch::kFloat));
   outputs.set("velocities", velocities.to(torch::kFloat));
@@ -186,7 +223,7 @@ MetricValues GrooveTask::finalize(const MetricValues& sums, Split split) const {
 data::NamedTensors GrooveTask::predict(const data::Batch& batch) {
   const at::Tensor& hits = batch.inputs.at("hits");
   const at::Tensor& tempo = batch.inputs.at("tempo");
-  auto [offsets, velocities, style] = module_->net->forward(hits, tempo);
+  auto [offsets, velocities, style] = module_->net->forward(hits, tempo, player_input(batch, false));
   const at::Tensor step_ms = (15000.0 / (tempo.to(torch::kFloat) * 200.0)).view({-1, 1, 1});
   const at::Tensor mask = hits.to(torch::kFloat);
   data::NamedTensors out;
@@ -206,6 +243,10 @@ std::map<std::string, std::string> GrooveTask::artifacts() const {
   j["steps_per_quarter"] = groove::kStepsPerQuarter;
   j["window_steps"] = config_.data.window_steps;
   j["inputs"] = {{"hits", "[B, T, C] 1 where a class is struck"}, {"tempo", "[B, 1] bpm / 200"}};
+  if (!config_.model.players.empty()) {
+    j["inputs"]["player"] = "[B] int64: 0 any player, i + 1 for players[i]";
+    j["players"] = config_.model.players;
+  }
   j["outputs"] = {{"offsets", "[B, T, C] steps in [-0.5, 0.5]"}, {"velocities", "[B, T, C] velocity / 127"}};
   return {{"groove.json", j.dump(2) + "\n"}};
 }
@@ -215,11 +256,13 @@ std::vector<GraphExport> GrooveTask::graphs() {
   g.description = "groove humanizer: quantized hits and tempo to per-hit timing offsets and velocities";
   models::GrooveModel net = module_->net;
   g.emit = [net](onnx::ModelBuilder& b) mutable { models::emit_groove_model(b, *net); };
-  g.sample_inputs = [](int64_t batch, int64_t length, uint64_t seed) {
+  const auto num_players = static_cast<int64_t>(config_.model.players.size());
+  g.sample_inputs = [num_players](int64_t batch, int64_t length, uint64_t seed) {
     at::Generator gen = at::detail::createCPUGenerator(seed);
     data::NamedTensors in;
     in.set("hits", (torch::rand({batch, length, kDrumClasses}, gen) < 0.25).to(torch::kFloat));
     in.set("tempo", (60.0 + torch::rand({batch, 1}, gen) * 140.0) / 200.0);  // 60..200 bpm
+    if (num_players > 0) in.set("player", torch::randint(0, num_players + 1, {batch}, gen, torch::kLong));
     return in;
   };
   g.reference = [net](const data::NamedTensors& inputs) mutable {
@@ -227,7 +270,9 @@ std::vector<GraphExport> GrooveTask::graphs() {
     const bool was_training = net->is_training();
     net->eval();
     const c10::Device device = net->hit_embedding->weight.device();
-    auto [offsets, velocities, style] = net->forward(inputs.at("hits").to(device), inputs.at("tempo").to(device));
+    const at::Tensor player = inputs.contains("player") ? inputs.at("player").to(device) : at::Tensor();
+    auto [offsets, velocities, style] =
+        net->forward(inputs.at("hits").to(device), inputs.at("tempo").to(device), player);
     net->train(was_training);
     data::NamedTensors out;
     out.set("offsets", offsets.to(torch::kCPU, torch::kFloat));
@@ -238,6 +283,7 @@ std::vector<GraphExport> GrooveTask::graphs() {
   g.parity_shapes = {{1, w}, {4, w}, {2, 2 * w}, {3, 7}};
   g.metadata = {{"kmidi.groove.window_steps", std::to_string(w)},
                 {"kmidi.groove.drum_classes", strings::join(class_names(), ",")}};
+  if (num_players > 0) g.metadata["kmidi.groove.players"] = strings::join(config_.model.players, ",");
   g.registry_task = "groove_prediction";
   g.registry_input_size = kDrumClasses;
   g.registry_output_size = 2 * kDrumClasses;

@@ -19,6 +19,11 @@
 //   velocity_baseline     the same for the TRAIN split's mean velocity of each drum class
 //   velocity_ratio        velocity_mae / velocity_baseline
 //   loss                  loss_sum / hits
+//
+// Player conditioning (model.players): each window's drummer from info.csv
+// is an input, so the model learns each drummer's feel; during training a
+// share of windows (model.player_dropout) is shown as "any player" (id 0), so
+// the model also humanizes for an unknown player.
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
@@ -46,6 +51,7 @@ struct GrooveDataConfig : config::Section {
   int64_t min_hits = 4;
   int64_t max_files = 0;      ///< per split; 0: all (small values for quick tests)
   bool test_labels = true;    ///< false: the test split comes without targets (label-free evaluation)
+  bool condition_on_player = true;  ///< false: every window gets player 0 ("any player")
   void visit(config::Visitor& v) override;
 };
 
@@ -56,6 +62,8 @@ struct GrooveModelConfig : config::Section {
   int64_t d_ff = 256;
   double dropout = 0.1;
   int64_t bar_steps = 16;  ///< position-in-bar embedding period (windows start on bar lines); 0: none
+  std::vector<std::string> players;  ///< info.csv drummers the model is conditioned on; empty: none
+  double player_dropout = 0.1;       ///< training: share of windows shown as "any player" (id 0)
   void visit(config::Visitor& v) override;
   models::GrooveModelOptions options() const;
 };
@@ -101,6 +109,9 @@ class GrooveTask final : public Task {
   const std::array<double, groove::kDrumClasses>& baseline_velocities() const { return baseline_velocity_; }
 
  private:
+  /// The batch's player ids (undefined without players); in training, some become 0.
+  at::Tensor player_input(const data::Batch& batch, bool training) const;
+
   GrooveTaskConfig config_;
   GrooveTrainable module_{nullptr};
   std::shared_ptr<groove::GrooveDataset> train_, validation_, test_;

@@ -92,6 +92,7 @@ TEST(GrooveCorpus, ManifestSelectsTheSplitAndTimeSignatures) {
   ASSERT_EQ(first.size(), 2u);
   EXPECT_EQ(first[0].id, "drummer1/eval_session/1");
   EXPECT_EQ(first[0].path, test::shared_data(kFunk138));
+  EXPECT_EQ(first[0].player, "drummer1");  // info.csv's drummer column
 }
 
 TEST(GrooveCorpus, ManifestErrorsNameTheFileAndLine) {
@@ -137,6 +138,8 @@ TEST(GrooveCorpus, CacheReturnsTheSameWindowsAndRebuildsWhenDamaged) {
   for (size_t i = 0; i < parsed.items.size(); ++i) {
     const GrooveItem &a = parsed.items[i], &b = second.items[i];
     EXPECT_EQ(a.id(), b.id());
+    EXPECT_EQ(a.player, "drummer1");  // the first test performances are drummer1's
+    EXPECT_EQ(b.player, a.player);
     EXPECT_EQ(a.bpm, b.bpm);
     ASSERT_EQ(a.hits.size(), b.hits.size());
     for (size_t k = 0; k < a.hits.size(); ++k) {

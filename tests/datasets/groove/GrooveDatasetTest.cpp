@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "core/Errors.h"
+
 namespace kmidi::groove {
 namespace {
 
@@ -53,6 +55,39 @@ TEST(GrooveDataset, UnlabelledBatchesHaveInputsAndUnitsOnly) {
   EXPECT_FALSE(batch.has_targets());
   EXPECT_EQ(batch.units, 3);
   EXPECT_EQ(batch.inputs.names(), (std::vector<std::string>{"hits", "tempo"}));
+}
+
+TEST(GrooveDataset, PlayerInputIsOnePlusTheIndexInThePlayerList) {
+  auto items = two_items();
+  items[0].player = "drummer7";
+  items[1].player = "drummer1";
+  const GrooveDataset data(items, 32, true, {"drummer1", "drummer7"});
+  const data::Batch batch = data.get_batch({0, 1, 0});
+  EXPECT_EQ(batch.inputs.names(), (std::vector<std::string>{"hits", "tempo", "player"}));
+  const at::Tensor player = batch.inputs.at("player");
+  EXPECT_EQ(player.scalar_type(), torch::kLong);
+  EXPECT_TRUE(torch::equal(player, torch::tensor({2, 1, 2}, torch::kLong)));
+  // Unknown player (0) for every window when the player is not to be used,
+  // and for a window that has none.
+  const GrooveDataset hidden(items, 32, true, {"drummer1", "drummer7"}, false);
+  EXPECT_TRUE(torch::equal(hidden.get_batch({0, 1}).inputs.at("player"), torch::zeros({2}, torch::kLong)));
+  items[1].player.clear();
+  const GrooveDataset partly(items, 32, true, {"drummer1", "drummer7"});
+  EXPECT_TRUE(torch::equal(partly.get_batch({0, 1}).inputs.at("player"), torch::tensor({2, 0}, torch::kLong)));
+}
+
+TEST(GrooveDataset, PlayerOutsideTheListIsAnErrorNamingTheWindow) {
+  auto items = two_items();
+  items[1].player = "drummer3";
+  try {
+    GrooveDataset data(items, 32, true, {"drummer1", "drummer7"});
+    FAIL() << "no error";
+  } catch (const DataError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("groove window b@16: player 'drummer3' is not one the model knows (drummer1, drummer7)"),
+              std::string::npos)
+        << what;
+  }
 }
 
 }  // namespace
