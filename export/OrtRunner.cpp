@@ -221,7 +221,7 @@ json run_script(const std::string& model_path, const data::NamedTensors& inputs,
   const std::string absolute_model = fs::absolute(model_path).string();
   const std::string out_log = (dir.path() / "stdout.txt").string();
   const std::string err_log = (dir.path() / "stderr.txt").string();
-  const ProcessResult r = run_process({setup.node, setup.script, absolute_model, request_path},
+  const ProcessResult r = run_process({setup.node, "--expose-gc", setup.script, absolute_model, request_path},
                                       {"KMIDI_NODE_MODULES=" + fs::absolute(setup.node_modules).string()}, out_log,
                                       err_log, options.timeout_seconds);
   const std::string err = fs::exists(err_log) ? tail(files::read_all(err_log)) : std::string();
