@@ -35,7 +35,7 @@ PACKAGES=(
   # reference peers for tests and benchmarks (never on the product's path)
   python3-torch python3-mido python3-numpy python3-h5py
   # audio rendering, launchers for distributed tests, plots
-  fluidsynth fluid-soundfont-gm openmpi-bin slurm-wlm munge gnuplot-nox
+  fluidsynth fluid-soundfont-gm openmpi-bin slurm-wlm munge gnuplot-nox jq hdf5-tools
   # onnxruntime-node runs under Debian's node when the image has none
   nodejs npm
 )
