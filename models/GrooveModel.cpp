@@ -50,13 +50,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at
     TORCH_CHECK(player.dim() == 1 && player.size(0) == hits.size(0), "groove model: player must be [batch], got ",
                 player.sizes());
     // Range-checked on the CPU only: on a GPU the check would synchronise every step.
-    TORCH_CHECK(!player.device().is_cpu() || player.numel() == 0 || (player.min().item<int64_t>() >= 0 &&
-                                        player.max().item<int64_t>() <= o.num_players),
+    const bool checkable = player.device().is_cpu() && player.numel() > 0;
+    TORCH_CHECK(!checkable || (player.min().item<int64_t>() >= 0 && player.max().item<int64_t>() <= o.num_players),
                 "groove model: player ids must lie in [0, ", o.num_players, "] (0: any player)");
   }
   if (player_embedding) {
-    const at::Tensor ids =
-        player.defined() ? player.to(torch::kLong) : torch::zeros({hits.size(0)}, torch::dtype(torch::kLong).device(hits.device()));
+    const at::Tensor ids = player.defined()
+                               ? player.to(torch::kLong)
+                               : torch::zeros({hits.size(0)}, torch::dtype(torch::kLong).device(hits.device()));
     x = x + player_embedding->forward(ids).unsqueeze(1);
   }
   const at::Tensor h = encoder->forward(x);

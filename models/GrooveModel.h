@@ -10,9 +10,9 @@
 // With num_players > 0, player [B] (int64: 0 for "any player", 1..P for the
 // players the model was trained on) picks a learned embedding that joins
 // every step: drummers differ in how they push or lay back and accent, and
-// the pattern alone cannot tell. Outputs, in order: offsets [B, T, C] in fractions of a
-// step within [-0.5, 0.5], velocities [B, T, C] in [0, 1] (× 127 for MIDI),
-// and, when styles are configured, style [B, S] logits. Values at steps
+// the pattern alone cannot tell. Outputs, in order: offsets [B, T, C] in
+// fractions of a step within [-0.5, 0.5], velocities [B, T, C] in [0, 1]
+// (× 127 for MIDI), and, when styles are configured, style [B, S] logits. Values at steps
 // without a hit carry no meaning (the loss masks them).
 
 #include <torch/nn/modules/embedding.h>
@@ -61,8 +61,8 @@ class GrooveModelImpl : public torch::nn::Module {
 TORCH_MODULE(GrooveModel);
 
 /// Emits the groove graph (eval mode): inputs hits [batch, sequence, C],
-/// tempo [batch, 1] and, with players, player [batch] int64; outputs offsets, velocities and, with styles, style as
-/// PROBABILITIES [batch, S].
+/// tempo [batch, 1] and, with players, player [batch] int64; outputs offsets,
+/// velocities and, with styles, style as PROBABILITIES [batch, S].
 void emit_groove_model(onnx::ModelBuilder& b, GrooveModelImpl& model);
 
 }  // namespace kmidi::models

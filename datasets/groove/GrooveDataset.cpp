@@ -9,6 +9,12 @@
 
 namespace kmidi::groove {
 
+std::optional<int64_t> player_id(const std::vector<std::string>& players, const std::string& name) {
+  const auto it = std::find(players.begin(), players.end(), name);
+  if (it == players.end()) return std::nullopt;
+  return 1 + (it - players.begin());
+}
+
 GrooveDataset::GrooveDataset(std::vector<GrooveItem> items, int64_t steps, bool labelled,
                              std::vector<std::string> players, bool player_known)
     : items_(std::move(items)), steps_(steps), labelled_(labelled), players_(std::move(players)) {
@@ -19,12 +25,12 @@ GrooveDataset::GrooveDataset(std::vector<GrooveItem> items, int64_t steps, bool 
   for (size_t i = 0; i < items_.size(); ++i) {
     const std::string& player = items_[i].player;
     if (player.empty()) continue;
-    const auto it = std::find(players_.begin(), players_.end(), player);
-    if (it == players_.end()) {
+    const std::optional<int64_t> id = player_id(players_, player);
+    if (!id) {
       throw DataError("groove window " + items_[i].id() + ": player '" + player +
                       "' is not one the model knows (" + strings::join(players_, ", ") + ")");
     }
-    player_index_[i] = 1 + (it - players_.begin());
+    player_index_[i] = *id;
   }
 }
 

@@ -15,6 +15,7 @@
 // hits, whether or not targets are present.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,10 @@
 #include "datasets/groove/GrooveCorpus.h"
 
 namespace kmidi::groove {
+
+/// The `player` input's value for `name`: 1 + its index in `players`, or
+/// nothing when the list does not hold it.
+std::optional<int64_t> player_id(const std::vector<std::string>& players, const std::string& name);
 
 class GrooveDataset final : public data::Dataset {
  public:
@@ -38,7 +43,6 @@ class GrooveDataset final : public data::Dataset {
   int64_t item_cost(size_t index) const override { return static_cast<int64_t>(items_.at(index).hits.size()); }
   const std::vector<GrooveItem>& items() const { return items_; }
   int64_t steps() const { return steps_; }
-  const std::vector<std::string>& players() const { return players_; }
 
  private:
   std::vector<GrooveItem> items_;

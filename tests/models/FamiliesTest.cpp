@@ -117,6 +117,15 @@ TEST(EmotionModel, InvalidOptions) {
   EXPECT_THROW(EmotionModel m(o), std::invalid_argument);
 }
 
+/// A one-layer groove encoder, 32 wide.
+GrooveModelOptions one_layer_groove() {
+  GrooveModelOptions o;
+  o.encoder.d_model = 32;
+  o.encoder.d_ff = 64;
+  o.encoder.n_layers = 1;
+  return o;
+}
+
 TEST(GrooveModel, OutputsInRangeAtAnyLength) {
   torch::manual_seed(3);
   GrooveModelOptions o;
@@ -142,11 +151,8 @@ TEST(GrooveModel, OutputsInRangeAtAnyLength) {
 
 TEST(GrooveModel, BarPositionEmbeddingRepeatsEveryBar) {
   torch::manual_seed(5);
-  GrooveModelOptions o;
+  GrooveModelOptions o = one_layer_groove();
   o.bar_steps = 16;
-  o.encoder.d_model = 32;
-  o.encoder.d_ff = 64;
-  o.encoder.n_layers = 1;
   GrooveModel model(o);
   model->eval();
   ASSERT_TRUE(model->bar_position);
@@ -169,11 +175,8 @@ TEST(GrooveModel, BarPositionEmbeddingRepeatsEveryBar) {
 
 TEST(GrooveModel, PlayerEmbeddingConditionsEveryStepAndZeroIsAnyPlayer) {
   torch::manual_seed(6);
-  GrooveModelOptions o;
+  GrooveModelOptions o = one_layer_groove();
   o.num_players = 3;
-  o.encoder.d_model = 32;
-  o.encoder.d_ff = 64;
-  o.encoder.n_layers = 1;
   GrooveModel model(o);
   model->eval();
   EXPECT_EQ(model->player_embedding->weight.sizes(), (std::vector<int64_t>{4, 32}));

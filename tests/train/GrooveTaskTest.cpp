@@ -18,9 +18,9 @@
 #include "core/Files.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
 #include "export/onnx/ModelCheck.h"
 #include "tests/support/TestSupport.h"
+#include "tests/train/GraphFile.h"
 #include "train/Job.h"
 #include "train/Tasks.h"
 #include "train/tasks/GrooveHumanize.h"
@@ -226,14 +226,8 @@ TEST(GrooveTask, GraphsMatchOnnxRuntimeAtEveryParityShape) {
   EXPECT_EQ(g.registry_task, "groove_prediction");
   EXPECT_EQ(g.registry_input_size, 9);
   EXPECT_EQ(g.registry_output_size, 18);
-  onnx::ModelBuilder b;
-  b.set_metadata(onnx::meta::kFormatVersion, onnx::meta::kCurrentFormatVersion);
-  for (const auto& [key, value] : g.metadata) b.set_metadata(key, value);
-  g.emit(b);
-  const std::string bytes = b.build();
-  onnx::check_model(bytes, "groove");
   const std::string path = test::scratch_dir("groove_graphs") + "/groove.onnx";
-  files::write_atomic(path, bytes);
+  test::write_checked_graph(g, path);
   const onnx::OnnxModelInfo info = onnx::read_model_info(path);
   EXPECT_EQ(info.output_names(), (std::vector<std::string>{"offsets", "velocities"}));
   EXPECT_EQ(info.input_names(), (std::vector<std::string>{"hits", "tempo", "player"}));
@@ -268,7 +262,7 @@ TEST(GrooveTask, TrainingDrummerOutsideModelPlayersIsAnError) {
   EXPECT_TRUE(torch::equal(batch.inputs.at("player"), torch::zeros({2}, torch::kLong)));
 }
 
-TEST(GrooveTask, PlayerListMustNotRepeat) {
+TEST(GrooveTask, PlayerListMustNotRepeatOrHoldEmptyNames) {
   const std::string dir = test::scratch_dir("groove_players_config");
   files::write_atomic(dir + "/twice.yaml", "task: groove\nrun: {name: x}\ntrain: {max_steps: 1}\nmodel: {players: [drummer1, drummer1]}\n");
   try {
@@ -276,6 +270,13 @@ TEST(GrooveTask, PlayerListMustNotRepeat) {
     FAIL() << "no error";
   } catch (const config::ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("'drummer1' is listed twice"), std::string::npos) << e.what();
+  }
+  files::write_atomic(dir + "/empty.yaml", "task: groove\nrun: {name: x}\ntrain: {max_steps: 1}\nmodel: {players: [drummer1, '']}\n");
+  try {
+    load_job_config(dir + "/empty.yaml", {}, builtin_tasks());
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("players: entry 1 is empty"), std::string::npos) << e.what();
   }
 }
 

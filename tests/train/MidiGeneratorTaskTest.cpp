@@ -20,10 +20,10 @@
 #include "datasets/midi/MidiReader.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
 #include "export/onnx/ModelCheck.h"
 #include "models/Sampling.h"
 #include "tests/support/TestSupport.h"
+#include "tests/train/GraphFile.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
 #include "train/Tasks.h"
@@ -252,14 +252,8 @@ TEST(MidiGeneratorTask, GraphsMatchLibTorchInOnnxruntimeAndCarryTheTokenizer) {
   const std::vector<GraphExport> graphs = task.graphs();
   ASSERT_EQ(graphs.size(), 2u);
   for (const GraphExport& g : graphs) {
-    onnx::ModelBuilder b;
-    b.set_metadata(onnx::meta::kFormatVersion, onnx::meta::kCurrentFormatVersion);
-    for (const auto& [key, value] : g.metadata) b.set_metadata(key, value);
-    g.emit(b);
-    const std::string bytes = b.build();
     const std::string path = dir + "/generator" + (g.suffix.empty() ? "" : "." + g.suffix) + ".onnx";
-    onnx::check_model(bytes, path);
-    files::write_atomic(path, bytes);
+    test::write_checked_graph(g, path);
     uint64_t seed = 1;
     for (const auto& [batch, length] : g.parity_shapes) {
       const data::NamedTensors in = g.sample_inputs(batch, length, seed++);

@@ -62,13 +62,13 @@ GrooveCheckpoint load_groove_checkpoint(const std::string& path, bool use_ema) {
 int64_t player_id(const GrooveCheckpoint& checkpoint, const std::string& name) {
   if (name.empty()) return 0;
   const auto& players = checkpoint.players;
-  const auto it = std::find(players.begin(), players.end(), name);
-  if (it == players.end()) {
+  const std::optional<int64_t> id = groove::player_id(players, name);
+  if (!id) {
     throw UsageError("humanize: player '" + name + "' is not one the model was trained on" +
                      (players.empty() ? std::string(" (it has no player conditioning)")
                                       : " (known: " + strings::join(players, ", ") + ")"));
   }
-  return 1 + (it - players.begin());
+  return *id;
 }
 
 midi::Score humanize(const midi::Score& score, models::GrooveModelImpl& model, int64_t window_steps,
@@ -104,9 +104,9 @@ midi::Score humanize(const midi::Score& score, models::GrooveModelImpl& model, i
     std::vector<int64_t> indices(std::min(kChunk, items.size() - first));
     std::iota(indices.begin(), indices.end(), static_cast<int64_t>(first));
     const data::Batch batch = data.get_batch(indices);
+    const auto rows = static_cast<int64_t>(indices.size());
     const at::Tensor players =
-        num_players > 0 ? torch::full({static_cast<int64_t>(indices.size())}, player, torch::dtype(torch::kLong).device(device))
-                        : at::Tensor();
+        num_players > 0 ? torch::full({rows}, player, torch::dtype(torch::kLong).device(device)) : at::Tensor();
     auto [offsets, velocities, style] =
         model.forward(batch.inputs.at("hits").to(device), batch.inputs.at("tempo").to(device), players);
     const at::Tensor o = offsets.to(torch::kCPU, torch::kDouble).contiguous();

@@ -18,12 +18,12 @@
 #include "export/OrtRunner.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
 #include "export/onnx/ModelCheck.h"
 #include "train/Job.h"
 #include "train/Tasks.h"
 #include "tests/datasets/EmopiaPrepared.h"
 #include "tests/support/TestSupport.h"
+#include "tests/train/GraphFile.h"
 
 namespace fs = std::filesystem;
 
@@ -212,14 +212,8 @@ TEST_P(EmotionGraphs, MatchOnnxRuntimeAtEveryParityShape) {
   EXPECT_EQ(g.registry_task, "emotion_embedding");
   EXPECT_EQ(g.registry_output_size, 6);
   EXPECT_EQ(g.registry_input_size, GetParam() == "tokens" ? 48 : 128);
-  onnx::ModelBuilder b;
-  b.set_metadata(onnx::meta::kFormatVersion, onnx::meta::kCurrentFormatVersion);
-  for (const auto& [key, value] : g.metadata) b.set_metadata(key, value);
-  g.emit(b);
-  const std::string bytes = b.build();
-  onnx::check_model(bytes, "emotion");
   const std::string path = test::scratch_dir("emotion_graph_" + GetParam()) + "/emotion.onnx";
-  files::write_atomic(path, bytes);
+  test::write_checked_graph(g, path);
   const auto info = onnx::read_model_info(path);
   EXPECT_EQ(info.output_names(), (std::vector<std::string>{"valence_arousal", "quadrant"}));
   if (GetParam() != "features") EXPECT_EQ(info.metadata_value("kmidi.special_token.pad"), std::optional<std::string>("0"));
@@ -241,14 +235,8 @@ TEST(EmotionTask, LegacySlotGraphIsStaticAndCarriesValenceAndArousalInItsBlocks)
   EXPECT_EQ(g.file_stem, "emotionrecognizer");
   EXPECT_EQ(g.registry_input_size, 128);
   EXPECT_EQ(g.registry_output_size, 64);
-  onnx::ModelBuilder b;
-  b.set_metadata(onnx::meta::kFormatVersion, onnx::meta::kCurrentFormatVersion);
-  for (const auto& [key, value] : g.metadata) b.set_metadata(key, value);
-  g.emit(b);
-  const std::string bytes = b.build();
-  onnx::check_model(bytes, "emotionrecognizer");
   const std::string path = test::scratch_dir("emotion_legacy") + "/emotionrecognizer.onnx";
-  files::write_atomic(path, bytes);
+  test::write_checked_graph(g, path);
 
   // What the legacy loader reads: input 0 and output 0, float32, static [1, N].
   const auto info = onnx::read_model_info(path);

@@ -11,9 +11,9 @@
 #include "core/Files.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
 #include "export/onnx/ModelCheck.h"
 #include "tests/datasets/spectocloud/SpectocloudTestUtil.h"
+#include "tests/train/GraphFile.h"
 #include "train/Job.h"
 #include "train/Tasks.h"
 #include "train/tasks/SpectocloudTask.h"
@@ -149,14 +149,8 @@ TEST(SpectocloudTask, GraphsMatchLibTorchInOnnxruntime) {
   EXPECT_EQ(g.registry_task, "custom");
   EXPECT_EQ(g.registry_input_size, 128);
   EXPECT_EQ(g.parity_shapes, (std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {2, 1}, {3, 33}}));
-  onnx::ModelBuilder b;
-  b.set_metadata(onnx::meta::kFormatVersion, onnx::meta::kCurrentFormatVersion);
-  g.emit(b);
-  for (const auto& [key, value] : g.metadata) b.set_metadata(key, value);
-  const std::string bytes = b.build();
-  onnx::check_model(bytes, "spectocloud");
   const std::string path = dir + "/spectocloud.onnx";
-  files::write_atomic(path, bytes);
+  test::write_checked_graph(g, path);
   const onnx::OnnxModelInfo info = onnx::read_model_info(path);
   EXPECT_EQ(info.output_names(), (std::vector<std::string>{"positions", "colors", "properties"}));
   EXPECT_EQ(info.metadata_value("kmidi.spectocloud.points"), std::optional<std::string>("1200"));
