@@ -19,7 +19,8 @@ void DistributedConfig::visit(config::Visitor& v) {
   v.field("timeout_s", timeout_s,
           config::Spec("rendezvous/collective timeout in seconds; a dead or hung rank ends the job within it")
               .min(1.0));
-  v.field("bucket_mb", bucket_mb, config::Spec("gradient bucket size in MiB").positive());
+  v.field("bucket_mb", bucket_mb,
+          config::Spec("gradient bucket size in MiB; 0 picks by backend (Gloo 4, NCCL 25)").non_negative());
   v.field("find_unused_parameters", find_unused_parameters,
           config::Spec("tolerate parameters that get no gradient in a step"));
   v.field("master_addr", master_addr,

@@ -33,6 +33,7 @@
 #include "core/Logging.h"
 #include "core/Strings.h"
 #include "train/Distributed.h"
+#include "train/Runtime.h"
 #include "train/detail/GradientBuckets.h"
 
 namespace {
@@ -136,7 +137,10 @@ void write_parameters(ByteModel& model, const std::string& path) {
 }
 
 int run(const Options& o) {
-  torch::set_num_threads(o.threads);
+  // The process settings `kmidi train` makes (threads, and malloc kept from
+  // unmapping the large buffers freed every step), so that scripts/bench_ddp.sh
+  // measures what training gets.
+  train::configure_process(o.threads);
   const auto context = train::DistributedContext::create(o.distributed, o.device);
   const int rank = context->rank();
   const int world = context->world_size();
@@ -183,7 +187,7 @@ int run(const Options& o) {
 
   const torch::Tensor windows = load_windows(o.data, o.window).to(context->device());
   const int64_t count = windows.size(0);
-  std::vector<double> step_ms;
+  std::vector<double> step_ms, backward_ms, finish_ms;
   for (int64_t step = 0; step < o.steps; ++step) {
     const auto started = std::chrono::steady_clock::now();
     files::fault_point("distributed_driver.step", "rank" + std::to_string(rank) + ".step" + std::to_string(step) +
@@ -195,7 +199,11 @@ int run(const Options& o) {
     if (rank == o.hang_rank && step == o.hang_step) std::raise(SIGSTOP);
     if (rank == o.sleep_rank && step == o.sleep_step) std::this_thread::sleep_for(std::chrono::hours(1));
 
-    for (auto& p : trainable) p.mutable_grad().reset();
+    // Zeroed in place, as the trainer does: gradients then stay views of the
+    // synchroniser's buckets and backward accumulates straight into them.
+    for (auto& p : trainable) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
     // Normalise by the global number of target tokens, counted before the forward pass.
     std::vector<double> units{static_cast<double>(o.accumulation * micro * o.window)};
     context->all_reduce_sum(units);
@@ -217,15 +225,23 @@ int run(const Options& o) {
       loss.backward();
       loss_sum += loss.item<double>();
     }
+    const auto backward_done = std::chrono::steady_clock::now();
     synchronizer->finish();
+    const auto finished = std::chrono::steady_clock::now();
+    backward_ms.push_back(std::chrono::duration<double, std::milli>(backward_done - started).count());
+    finish_ms.push_back(std::chrono::duration<double, std::milli>(finished - backward_done).count());
     optimizer->step();
     std::vector<double> metrics{loss_sum};
     context->all_reduce_sum(metrics);
     step_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
-    if (o.report && step == 0) {
+    if (o.report && (step == 0 || step + 1 == o.steps)) {
       if (const auto* buckets = dynamic_cast<const train::detail::BucketedSynchronizer*>(synchronizer.get())) {
-        std::printf("rank %d buckets=%zu launched_during_backward=%zu\n", rank, buckets->layout().size(),
-                    buckets->buckets_launched_during_last_backward());
+        std::printf("rank %d step %lld buckets=%zu cap_bytes=%lld launched_during_backward=%zu "
+                    "grads_in_buckets=%zu/%zu\n",
+                    rank, static_cast<long long>(step), buckets->layout().size(),
+                    static_cast<long long>(buckets->bucket_cap_bytes()),
+                    buckets->buckets_launched_during_last_backward(), buckets->gradients_in_buckets(),
+                    buckets->parameter_count());
       }
     }
     if (context->is_main()) {
@@ -234,9 +250,15 @@ int run(const Options& o) {
     }
   }
   if (context->is_main() && o.steps > o.timing_warmup) {
-    std::vector<double> timed(step_ms.begin() + o.timing_warmup, step_ms.end());
-    std::sort(timed.begin(), timed.end());
-    std::printf("median_step_ms %.3f\n", timed[timed.size() / 2]);
+    const auto median = [&](const std::vector<double>& all) {
+      std::vector<double> timed(all.begin() + o.timing_warmup, all.end());
+      std::sort(timed.begin(), timed.end());
+      return timed[timed.size() / 2];
+    };
+    // Forward and backward (gradient buckets are launched during it), then the
+    // wait for the last all-reduces: the part of communication backward did not hide.
+    std::printf("median_backward_ms %.3f\nmedian_finish_ms %.3f\n", median(backward_ms), median(finish_ms));
+    std::printf("median_step_ms %.3f\n", median(step_ms));
   }
   std::fflush(stdout);
   if (!o.out.empty()) write_parameters(model, replace_rank(o.out, rank));

@@ -156,11 +156,22 @@ TEST(DataParallel, TwoRanksOnHalfBatchesMatchOneRankSgd) {
   for (int r = 0; r < 2; ++r) {
     // Every bucket was complete, and launched, before backward returned: the
     // all-reduce overlaps with the rest of backward.
-    const auto buckets = lines_starting_with(job.ranks[r].out, "rank " + std::to_string(r) + " buckets=");
-    ASSERT_EQ(buckets.size(), 1u) << job.ranks[r].out;
-    const int count = std::stoi(buckets[0].substr(buckets[0].find("buckets=") + 8));
-    EXPECT_GE(count, 5) << buckets[0];  // 2 KB buckets: the large parameters each get one
-    EXPECT_TRUE(contains(buckets[0], "launched_during_backward=" + std::to_string(count))) << buckets[0];
+    const auto first = lines_starting_with(job.ranks[r].out, "rank " + std::to_string(r) + " step 0 buckets=");
+    ASSERT_EQ(first.size(), 1u) << job.ranks[r].out;
+    const int count = std::stoi(first[0].substr(first[0].find("buckets=") + 8));
+    EXPECT_GE(count, 5) << first[0];  // 2 KB buckets: the large parameters each get one
+    EXPECT_TRUE(contains(first[0], "cap_bytes=2097 ")) << first[0];  // --bucket-mb 0.002 of 1 MiB
+    EXPECT_TRUE(contains(first[0], "launched_during_backward=" + std::to_string(count))) << first[0];
+    // After the first step every gradient is a view of its bucket: later
+    // backward passes accumulate into the buckets, with no copy in or out.
+    const auto last = lines_starting_with(job.ranks[r].out, "rank " + std::to_string(r) + " step 4 buckets=");
+    ASSERT_EQ(last.size(), 1u) << job.ranks[r].out;
+    const std::string in_buckets = last[0].substr(last[0].find("grads_in_buckets=") + 17);
+    const auto slash = in_buckets.find('/');
+    ASSERT_NE(slash, std::string::npos) << last[0];
+    EXPECT_GT(std::stoi(in_buckets.substr(slash + 1)), 0) << last[0];
+    EXPECT_EQ(in_buckets.substr(0, slash), in_buckets.substr(slash + 1)) << last[0];
+    EXPECT_TRUE(contains(last[0], "launched_during_backward=" + std::to_string(count))) << last[0];
     // broadcast_string gives everyone rank 0's value.
     EXPECT_TRUE(contains(job.ranks[r].out, "rank " + std::to_string(r) + " run_name=chosen-by-rank-0\n"))
         << job.ranks[r].out;
@@ -191,6 +202,17 @@ TEST(DataParallel, GradientAccumulationTwoRanksTwoMicroStepsMatchOneRankFullBatc
   expect_equal_to_reference(reference,
                             run_ranks(2, with(args, with(kSmallBuckets, {"--accumulation", "2"})),
                                       make_temp_dir("kmidi-ddp-accumulation"), EnvStyle::kTorchrun));
+}
+
+TEST(DataParallel, GlooBucketsDefaultToFourMebibytes) {
+  // distributed.bucket_mb 0 (the default) picks by backend; on Gloo a small
+  // last bucket leaves little communication after backward.
+  const Job job = run_ranks(2, {"--optimizer", "sgd", "--steps", "1", "--global-batch", "4", "--report"},
+                            make_temp_dir("kmidi-ddp-default-buckets"), EnvStyle::kTorchrun);
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_EQ(job.ranks[r].exit_code, 0) << job.ranks[r].err;
+    EXPECT_TRUE(contains(job.ranks[r].out, "cap_bytes=4194304 ")) << job.ranks[r].out;
+  }
 }
 
 TEST(DataParallel, SlurmVariablesLaunchTheSameTraining) {

@@ -198,6 +198,24 @@ TEST(Benchmark, WeakScalingScriptSmokeRun) {
   EXPECT_EQ(lines_starting_with(result.out, "ratio: ").size(), 1u) << result.out;
 }
 
+TEST(Benchmark, WeakScalingScriptSmokeRunOnTheGenerator) {
+  // --generator times `kmidi train` itself, from its metrics.jsonl.
+  const std::string dir = make_temp_dir("kmidi-bench-generator-smoke");
+  const std::string scratch = dir + "/tmp";
+  std::filesystem::create_directories(scratch);
+  const auto result = run_process(
+      {"/bin/bash", std::string(KMIDI_SOURCE_DIR) + "/scripts/bench_ddp.sh", "--generator", "--smoke"},
+      {{"KMIDI_BUILD_DIR", KMIDI_BINARY_DIR}, {"BENCH_PORT", std::to_string(free_port())}, {"TMPDIR", scratch}}, dir,
+      "bench", 300);
+  ASSERT_EQ(result.exit_code, 0) << describe(result);
+  EXPECT_TRUE(contains(result.err, "the MIDI generator (kmidi train)")) << result.err;
+  for (const char* line : {"1 rank: ", "2 ranks: ", "ratio: ", "control: "}) {
+    EXPECT_EQ(lines_starting_with(result.out, line).size(), 1u) << line << "\n" << result.out;
+  }
+  // The temporary folder (prepared shards, run folders) is gone afterwards.
+  EXPECT_TRUE(std::filesystem::is_empty(scratch)) << scratch;
+}
+
 // --- the files in cluster/ ---------------------------------------------------------------
 
 TEST(ClusterFiles, ScriptsParseAndRefuseAMissingCommand) {

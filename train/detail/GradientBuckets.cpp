@@ -40,6 +40,8 @@ struct BucketedSynchronizer::Core {
     at::Tensor parameter;
     size_t bucket = 0;
     int64_t offset = 0;
+    at::Tensor view;             ///< the parameter's slice of its bucket, shaped like it
+    bool grad_is_view = false;  ///< .grad may live in the bucket (contiguous, same device)
   };
   struct Bucket {
     at::Tensor flat;             ///< [numel] on the collectives' device
@@ -59,9 +61,13 @@ struct BucketedSynchronizer::Core {
   std::vector<char> used;   ///< got a gradient since the last finish(), in any backward
   size_t next_launch = 0;   ///< buckets before this one have been launched
 
-  at::Tensor slice(size_t i) {
+  /// Whether .grad already is the parameter's slice: backward accumulated
+  /// straight into the bucket and there is nothing to copy.
+  bool grad_in_bucket(size_t i, const at::Tensor& gradient) const {
     const Slot& s = slots[i];
-    return buckets[s.bucket].flat.narrow(0, s.offset, s.parameter.numel()).view(s.parameter.sizes());
+    return s.grad_is_view && gradient.defined() && !gradient.is_sparse() &&
+           gradient.data_ptr() == s.view.data_ptr() && gradient.sizes() == s.view.sizes() &&
+           gradient.strides() == s.view.strides();
   }
 
   void fill(size_t i, const at::Tensor& gradient) {
@@ -71,9 +77,9 @@ struct BucketedSynchronizer::Core {
         throw UsageError("parameter '" + slots[i].name +
                          "' has a sparse gradient; gradient synchronisation supports dense gradients only");
       }
-      slice(i).copy_(gradient);
+      if (!grad_in_bucket(i, gradient)) slots[i].view.copy_(gradient);
     } else {
-      slice(i).zero_();
+      slots[i].view.zero_();
     }
     ready[i] = 1;
     --buckets[slots[i].bucket].pending;
@@ -113,6 +119,13 @@ struct BucketedSynchronizer::Core {
   }
 };
 
+/// The accumulators hold the hooks; whatever pointer grad_accumulator()
+/// returns (shared_ptr, intrusive_ptr in later LibTorch) keeps them alive.
+struct BucketedSynchronizer::HookHandles {
+  using Accumulator = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+  std::vector<std::pair<Accumulator, uintptr_t>> entries;
+};
+
 namespace {
 
 /// Runs after a parameter's AccumulateGrad node, when .grad is up to date.
@@ -141,7 +154,7 @@ std::string megabytes(int64_t bytes) {
 
 BucketedSynchronizer::BucketedSynchronizer(std::shared_ptr<Collectives> collectives, torch::nn::Module& module,
                                            double bucket_mb, bool find_unused_parameters)
-    : core_(std::make_shared<Core>()) {
+    : core_(std::make_shared<Core>()), hooks_(std::make_unique<HookHandles>()) {
   Core& core = *core_;
   core.collectives = std::move(collectives);
   core.find_unused = find_unused_parameters;
@@ -151,12 +164,16 @@ BucketedSynchronizer::BucketedSynchronizer(std::shared_ptr<Collectives> collecti
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {
     const at::Tensor& p = item.value();
     if (!p.requires_grad()) continue;  // frozen: never gets a gradient, never communicated
-    core.slots.push_back({item.key(), p, 0, 0});
+    Core::Slot slot;
+    slot.name = item.key();
+    slot.parameter = p;
+    core.slots.push_back(std::move(slot));
     bytes.push_back(p.numel() * static_cast<int64_t>(p.element_size()));
     dtypes.push_back(static_cast<int>(p.scalar_type()));
   }
-  const auto cap = static_cast<int64_t>(std::llround(bucket_mb * 1024.0 * 1024.0));
-  const auto plan = plan_buckets(bytes, dtypes, std::max<int64_t>(cap, 1));
+  const auto cap = std::max<int64_t>(std::llround(bucket_mb * 1024.0 * 1024.0), 1);
+  cap_bytes_ = cap;
+  const auto plan = plan_buckets(bytes, dtypes, cap);
   const auto options = at::TensorOptions().device(core.collectives->comm_device());
   for (const auto& members : plan) {
     Core::Bucket bucket;
@@ -167,6 +184,11 @@ BucketedSynchronizer::BucketedSynchronizer(std::shared_ptr<Collectives> collecti
       numel += core.slots[i].parameter.numel();
     }
     bucket.flat = at::zeros({numel}, options.dtype(core.slots[members.front()].parameter.scalar_type()));
+    for (const size_t i : members) {
+      auto& slot = core.slots[i];
+      slot.view = bucket.flat.narrow(0, slot.offset, slot.parameter.numel()).view(slot.parameter.sizes());
+      slot.grad_is_view = slot.parameter.is_contiguous() && slot.parameter.device() == bucket.flat.device();
+    }
     bucket.slots = members;
     core.buckets.push_back(std::move(bucket));
   }
@@ -182,7 +204,7 @@ BucketedSynchronizer::BucketedSynchronizer(std::shared_ptr<Collectives> collecti
                        "' is not a leaf tensor; gradient synchronisation needs leaf parameters");
     }
     const uintptr_t key = accumulator->add_post_hook(std::make_unique<GradientReadyHook>(core_, i));
-    hooks_.emplace_back(std::move(accumulator), key);
+    hooks_->entries.emplace_back(std::move(accumulator), key);
   }
   int64_t total = 0;
   for (const auto b : bytes) total += b;
@@ -191,7 +213,7 @@ BucketedSynchronizer::BucketedSynchronizer(std::shared_ptr<Collectives> collecti
 }
 
 BucketedSynchronizer::~BucketedSynchronizer() {
-  for (auto& [accumulator, key] : hooks_) accumulator->del_post_hook(key);
+  for (auto& [accumulator, key] : hooks_->entries) accumulator->del_post_hook(key);
 }
 
 void BucketedSynchronizer::set_enabled(bool enabled) {
@@ -257,20 +279,36 @@ void BucketedSynchronizer::finish() {
     used_anywhere = used_anywhere.cpu();
   }
 
+  // The sums become .grad without a copy where they can: the gradient stays a
+  // view of its bucket, so the next backward accumulates straight into it (as
+  // long as .grad is zeroed in place rather than reset).
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < core.slots.size(); ++i) {
     if (used_anywhere.defined() && used_anywhere.data_ptr<int32_t>()[i] == 0) continue;
-    at::Tensor& parameter = core.slots[i].parameter;
-    at::Tensor& grad = parameter.mutable_grad();
-    const at::Tensor summed = core.slice(i);
-    if (grad.defined()) {
-      grad.copy_(summed);
+    auto& slot = core.slots[i];
+    at::Tensor& grad = slot.parameter.mutable_grad();
+    if (core.grad_in_bucket(i, grad)) continue;
+    if (slot.grad_is_view) {
+      grad = slot.view;
+    } else if (grad.defined()) {
+      grad.copy_(slot.view);
     } else {
-      grad = summed.to(parameter.device(), /*non_blocking=*/false, /*copy=*/true);
+      grad = slot.view.to(slot.parameter.device(), /*non_blocking=*/false, /*copy=*/true);
     }
   }
   core.reset();
 }
+
+size_t BucketedSynchronizer::gradients_in_buckets() const {
+  std::lock_guard<std::mutex> lock(core_->mutex);
+  size_t count = 0;
+  for (size_t i = 0; i < core_->slots.size(); ++i) {
+    if (core_->grad_in_bucket(i, core_->slots[i].parameter.grad())) ++count;
+  }
+  return count;
+}
+
+size_t BucketedSynchronizer::parameter_count() const { return core_->slots.size(); }
 
 std::vector<BucketLayout> BucketedSynchronizer::layout() const {
   std::vector<BucketLayout> result;

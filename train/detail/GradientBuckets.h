@@ -11,7 +11,11 @@
 // asynchronously while backward goes on. Buckets are launched strictly in
 // index order (a ready bucket waits for earlier ones), so every rank issues
 // the same collectives in the same order. finish() fills what backward did
-// not produce, launches the rest, waits, and copies the sums back into .grad.
+// not produce, launches the rest, waits, and makes each .grad a view of its
+// slice (a copy only for non-contiguous parameters). From then on backward
+// accumulates into the buckets themselves, and neither the copy in nor the
+// copy out is paid, as long as gradients are zeroed in place (the trainer's
+// optimizers do); a .grad reset to undefined is copied in again.
 
 #include <ATen/core/Tensor.h>
 
@@ -22,10 +26,6 @@
 #include <vector>
 
 #include "train/Distributed.h"
-
-namespace torch::autograd {
-struct Node;
-}
 
 namespace kmidi::train::detail {
 
@@ -51,13 +51,20 @@ class BucketedSynchronizer final : public GradientSynchronizer {
   /// How many buckets the last finished step had launched while backward was
   /// still running (the rest were launched by finish()): the measure of overlap.
   size_t buckets_launched_during_last_backward() const { return launched_during_last_backward_; }
+  /// How many parameters' .grad is a view of their bucket slice right now (of
+  /// parameter_count()): after a step, all of them unless some are non-contiguous.
+  size_t gradients_in_buckets() const;
+  int64_t bucket_cap_bytes() const { return cap_bytes_; }
+  size_t parameter_count() const;
 
-  struct Core;  // shared with the hooks; defined in the .cpp
+  struct Core;         // shared with the hooks; defined in the .cpp
+  struct HookHandles;  // the accumulators' pointer type changes between LibTorch versions
 
  private:
   std::shared_ptr<Core> core_;
   size_t launched_during_last_backward_ = 0;
-  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks_;
+  int64_t cap_bytes_ = 0;
+  std::unique_ptr<HookHandles> hooks_;
 };
 
 /// Splits parameters (given in registration order, with their sizes in
