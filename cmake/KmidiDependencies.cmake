@@ -42,15 +42,24 @@ if(NOT TARGET kmidi_torch)
   target_include_directories(kmidi_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS} ${KMIDI_GLOO_INCLUDE})
   separate_arguments(_kmidi_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   target_compile_options(kmidi_torch INTERFACE ${_kmidi_torch_flags})
-  # LibTorch's c10d headers hide each backend behind a macro that LibTorch's
-  # CMake config does not export; define the ones this LibTorch was built with.
+  # LibTorch's c10d headers hide each backend behind a macro; 1.13's CMake
+  # config does not export them (2.x does; defining them again is harmless).
   target_compile_definitions(kmidi_torch INTERFACE USE_C10D_GLOO)
   if(TARGET torch_cuda OR TORCH_CUDA_LIBRARIES)
-    # A CUDA LibTorch (e.g. the one inside pip torch) also has ProcessGroupNCCL,
-    # whose header needs nccl.h (pip: nvidia-nccl-cu12's include folder).
+    # A CUDA LibTorch (e.g. the one inside pip torch) also has ProcessGroupNCCL.
+    # Its Options embed NCCL's config struct, whose layout follows nccl.h: take
+    # the nccl.h of the wheel that came with this torch (nvidia-nccl-cu12 or
+    # -cu13 in site-packages/nvidia) before any system one, and say which.
+    get_filename_component(_kmidi_site_packages "${Torch_DIR}/../../../.." ABSOLUTE)
     find_path(KMIDI_NCCL_INCLUDE nccl.h
-      HINTS $ENV{NCCL_ROOT}/include $ENV{NCCL_INCLUDE_DIR} ${CUDAToolkit_INCLUDE_DIRS} ${CUDA_INCLUDE_DIRS}
+      HINTS $ENV{NCCL_ROOT}/include $ENV{NCCL_INCLUDE_DIR}
+            ${_kmidi_site_packages}/nvidia/nccl/include ${_kmidi_site_packages}/nvidia/cu13/include
+            ${CUDAToolkit_INCLUDE_DIRS} ${CUDA_INCLUDE_DIRS}
       REQUIRED)
+    file(STRINGS "${KMIDI_NCCL_INCLUDE}/nccl.h" _kmidi_nccl_defines REGEX "^#define NCCL_(MAJOR|MINOR|PATCH) ")
+    string(REGEX REPLACE "[^0-9;]" "" _kmidi_nccl_parts "${_kmidi_nccl_defines}")
+    string(REPLACE ";" "." _kmidi_nccl_version "${_kmidi_nccl_parts}")
+    message(STATUS "kmidi: ProcessGroupNCCL with nccl.h ${_kmidi_nccl_version} from ${KMIDI_NCCL_INCLUDE}")
     target_compile_definitions(kmidi_torch INTERFACE USE_C10D_NCCL)
     target_include_directories(kmidi_torch SYSTEM INTERFACE ${KMIDI_NCCL_INCLUDE})
   endif()

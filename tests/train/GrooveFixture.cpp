@@ -1,13 +1,12 @@
 #include "tests/train/GrooveFixture.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <cmath>
 #include <mutex>
 
 #include "core/Csv.h"
 #include "core/Errors.h"
 #include "core/Strings.h"
+#include "core/TorchCompat.h"
 
 namespace kmidi::test {
 
@@ -113,7 +112,7 @@ std::shared_ptr<const data::Dataset> GrooveTask::dataset(train::Split split) {
 train::ForwardOutput GrooveTask::forward(const data::Batch& batch, bool training) {
   if (training) {
     ++training_forwards;
-    autocast_seen = at::autocast::is_cpu_enabled();
+    autocast_seen = compat::is_autocast_enabled(c10::DeviceType::CPU);
   }
   const torch::Tensor pred = net_->forward(batch.inputs.at("features"), norm_in_fp32).to(torch::kFloat);
   const torch::Tensor err = pred - batch.targets.at("log_duration");
