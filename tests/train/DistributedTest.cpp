@@ -10,6 +10,7 @@
 
 #include <cmath>
 
+#include "core/Config.h"
 #include "core/Errors.h"
 #include "tests/train/DriverJobs.h"
 #include "tests/train/ProcessHarness.h"
@@ -90,6 +91,19 @@ void expect_throws_with(const std::function<void()>& f, const std::string& subst
   } catch (const Error& e) {
     EXPECT_TRUE(contains(e.what(), substring)) << e.what();
   }
+}
+
+TEST(DistributedConfig, BucketSizeZeroPicksByBackendAndANegativeOneIsRefused) {
+  const auto read = [](const std::string& yaml) {
+    train::DistributedConfig config;
+    config::Document::load_string(yaml, "job.yaml", "/").read_into(config);
+    return config;
+  };
+  EXPECT_EQ(read("backend: gloo\n").bucket_mb, 0.0);  // the default: chosen by backend
+  EXPECT_EQ(read("bucket_mb: 0\n").bucket_mb, 0.0);
+  EXPECT_EQ(read("bucket_mb: 8\n").bucket_mb, 8.0);
+  expect_throws_with<config::ConfigError>([&] { read("backend: gloo\nbucket_mb: -1\n"); }, "job.yaml:2");
+  expect_throws_with<config::ConfigError>([&] { read("bucket_mb: -1\n"); }, "bucket_mb");
 }
 
 TEST(DistributedContext, ConfigurationErrors) {
