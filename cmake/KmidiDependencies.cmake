@@ -28,6 +28,22 @@ find_path(KMIDI_GLOO_INCLUDE gloo/config.h REQUIRED)
 
 message(STATUS "kmidi: LibTorch ${Torch_VERSION}, CUDA ${CUDA_FOUND}, compiler ${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER_VERSION}")
 
+# onnx's CMake config names its targets onnx and onnx_proto up to 1.15
+# (Debian 12) and ONNX::onnx and ONNX::onnx_proto from 1.16 (Debian 13). A
+# bare name that is no target links as -lonnx and loses protobuf behind it.
+foreach(_kmidi_onnx_lib onnx onnx_proto)
+  if(NOT TARGET kmidi_${_kmidi_onnx_lib}_lib)
+    add_library(kmidi_${_kmidi_onnx_lib}_lib INTERFACE)
+    if(TARGET ONNX::${_kmidi_onnx_lib})
+      target_link_libraries(kmidi_${_kmidi_onnx_lib}_lib INTERFACE ONNX::${_kmidi_onnx_lib})
+    elseif(TARGET ${_kmidi_onnx_lib})
+      target_link_libraries(kmidi_${_kmidi_onnx_lib}_lib INTERFACE ${_kmidi_onnx_lib})
+    else()
+      message(FATAL_ERROR "kmidi: the ONNX package defines neither ONNX::${_kmidi_onnx_lib} nor ${_kmidi_onnx_lib}")
+    endif()
+  endif()
+endforeach()
+
 # rapidjson's config exports variables, not a target.
 if(NOT TARGET kmidi_rapidjson)
   add_library(kmidi_rapidjson INTERFACE)

@@ -6,7 +6,10 @@
 #include <ATen/autocast_mode.h>
 #include <c10/core/DeviceType.h>
 #include <c10/core/ScalarType.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
+
+#include <string>
 
 #define KMIDI_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -62,6 +65,25 @@ inline c10::ScalarType autocast_dtype(c10::DeviceType device) {
   return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype()
                                          : at::autocast::get_autocast_cpu_dtype();
 #endif
+}
+
+/// Opens a TCPStore (server or client, as `options` says). From 2.4 the store
+/// defaults to its libuv backend, which a LibTorch built without libuv (e.g.
+/// Debian's 2.6) refuses in the constructor before opening any socket; the
+/// classic backend speaks the same protocol, so it is used instead. Other
+/// errors are not retried: a second attempt would double a client's wait.
+inline c10::intrusive_ptr<c10d::TCPStore> make_tcp_store(const std::string& host, c10d::TCPStoreOptions options) {
+#if KMIDI_TORCH_AT_LEAST(2, 2)
+  if (options.useLibUV) {
+    try {
+      return c10::make_intrusive<c10d::TCPStore>(host, options);
+    } catch (const c10::Error& e) {
+      if (std::string(e.what_without_backtrace()).find("libuv") == std::string::npos) throw;
+      options.useLibUV = false;
+    }
+  }
+#endif
+  return c10::make_intrusive<c10d::TCPStore>(host, options);
 }
 
 }  // namespace kmidi::compat

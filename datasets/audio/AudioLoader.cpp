@@ -64,6 +64,39 @@ void check_wav_not_truncated(const std::string& path) {
   }
 }
 
+/// An Ogg stream ends with a page flagged end-of-stream that ends where the
+/// file does. libsndfile 1.2.0 reports a cut-off Ogg with an unknown length,
+/// 1.2.2 with the length of the pages present: check the last page here so a
+/// truncated download is an error with either.
+void check_ogg_terminated(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4];
+  if (!in.read(magic, sizeof magic) || std::memcmp(magic, "OggS", 4) != 0) return;
+  const uint64_t file_size = fs::file_size(path);
+  constexpr uint64_t kLongestPage = 27 + 255 + 255 * 255;
+  const uint64_t tail_size = std::min(file_size, kLongestPage);
+  std::string tail(tail_size, '\0');
+  in.seekg(static_cast<std::streamoff>(file_size - tail_size));
+  if (!in.read(tail.data(), static_cast<std::streamsize>(tail_size))) return;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(tail.data());
+  // The last page is the one whose header, segment table and body end at EOF.
+  for (size_t start = tail.rfind("OggS"); start != std::string::npos;
+       start = start == 0 ? std::string::npos : tail.rfind("OggS", start - 1)) {
+    if (start + 27 > tail_size || bytes[start + 4] != 0) continue;
+    const size_t segments = bytes[start + 26];
+    if (start + 27 + segments > tail_size) continue;
+    size_t end = start + 27 + segments;
+    for (size_t i = 0; i < segments; ++i) end += bytes[start + 27 + i];
+    if (end != tail_size) continue;
+    if ((bytes[start + 5] & 0x04) == 0) {
+      throw DataError(path + ": truncated or unterminated audio stream; its last Ogg page (at byte " +
+                      std::to_string(file_size - tail_size + start) + ") has no end-of-stream flag");
+    }
+    return;
+  }
+  throw DataError(path + ": truncated or unterminated audio stream; the file ends inside an Ogg page");
+}
+
 std::string format_name(int format) {
   SF_FORMAT_INFO info{};
   info.format = format;
@@ -89,6 +122,7 @@ OpenFile open_checked(const std::string& path) {
   if (fs::is_directory(status)) throw DataError(path + ": cannot open audio file; it is a folder");
   if (fs::file_size(path, ec) == 0 && !ec) throw DataError(path + ": cannot decode audio; the file is empty (0 bytes)");
   check_wav_not_truncated(path);
+  check_ogg_terminated(path);
 
   OpenFile result;
   {

@@ -12,6 +12,7 @@
 
 #include "core/Config.h"
 #include "core/Errors.h"
+#include "core/TorchCompat.h"
 #include "tests/train/DriverJobs.h"
 #include "tests/train/ProcessHarness.h"
 #include "train/Distributed.h"
@@ -247,7 +248,7 @@ TEST(DataParallel, TorchrunAgentStoreEveryRankConnectsAsAClient) {
   options.port = static_cast<uint16_t>(port);
   options.isServer = true;
   options.waitWorkers = false;
-  auto agent_store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", options);
+  auto agent_store = kmidi::compat::make_tcp_store("127.0.0.1", options);
   agent_store->set("torchelastic/agent_key", std::vector<uint8_t>{1});
 
   const std::vector<std::string> args{"--optimizer", "sgd", "--steps", "3", "--global-batch", "8", "--report"};

@@ -216,6 +216,23 @@ TEST(Benchmark, WeakScalingScriptSmokeRunOnTheGenerator) {
   EXPECT_TRUE(std::filesystem::is_empty(scratch)) << scratch;
 }
 
+// --- scripts/check_libtorch2.sh -------------------------------------------------------------
+
+TEST(LibTorch2Check, ScriptParsesDocumentsItselfAndRefusesUnknownArguments) {
+  // The check itself needs root, network and ~20 minutes (BENCHMARKS.md has
+  // its results); here only that the script parses and answers its options.
+  const std::string dir = make_temp_dir("kmidi-libtorch2-check");
+  const std::string script = std::string(KMIDI_SOURCE_DIR) + "/scripts/check_libtorch2.sh";
+  const auto syntax = run_process({"/bin/bash", "-n", script}, {}, dir, "syntax", 30);
+  EXPECT_EQ(syntax.exit_code, 0) << describe(syntax);
+  const auto help = run_process({"/bin/bash", script, "--help"}, {}, dir, "help", 30);
+  EXPECT_EQ(help.exit_code, 0) << describe(help);
+  EXPECT_TRUE(contains(help.out, "libtorch-cuda-dev")) << describe(help);
+  const auto unknown = run_process({"/bin/bash", script, "--gpu"}, {}, dir, "unknown", 30);
+  EXPECT_EQ(unknown.exit_code, 2) << describe(unknown);
+  EXPECT_TRUE(contains(unknown.err, "unknown argument '--gpu'")) << describe(unknown);
+}
+
 // --- the files in cluster/ ---------------------------------------------------------------
 
 TEST(ClusterFiles, ScriptsParseAndRefuseAMissingCommand) {

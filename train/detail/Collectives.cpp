@@ -86,12 +86,12 @@ void Collectives::connect_store(const LaunchEnvironment& launch) {
   c10::intrusive_ptr<c10d::Store> main;
   c10::intrusive_ptr<c10d::Store> watchdog_connection;
   try {
-    main = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, options);
+    main = compat::make_tcp_store(launch.master_addr, options);
     // The watchdog gets a connection of its own: one TCPStore client serialises
     // its calls, and a call stuck on a stopped host must not block training.
     c10d::TCPStoreOptions client = options;
     client.isServer = false;
-    watchdog_connection = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, client);
+    watchdog_connection = compat::make_tcp_store(launch.master_addr, client);
   } catch (const std::exception& e) {
     if (hosts_store_) {
       throw UsageError("rank 0 cannot serve the rendezvous store on port " + std::to_string(launch.master_port) +

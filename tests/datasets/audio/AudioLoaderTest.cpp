@@ -300,6 +300,16 @@ TEST(AudioLoader, TruncatedFilesAreDataErrors) {
     EXPECT_NE(message.find(dir.file(c.name)), std::string::npos) << message;
     EXPECT_NE(message.find(c.expected), std::string::npos) << message;
   }
+  // Cut exactly between Ogg pages: every page is whole, but none ends the
+  // stream (libsndfile 1.2.2 decodes such a file without complaint).
+  const std::string ogg = read_bytes(trumpet_path());
+  const size_t last_page = ogg.rfind("OggS");
+  ASSERT_NE(last_page, std::string::npos);
+  ASSERT_GT(last_page, 0u);
+  write_bytes(dir.file("whole-pages.ogg"), ogg.substr(0, last_page));
+  const std::string unterminated = data_error_of(dir.file("whole-pages.ogg"), native);
+  EXPECT_NE(unterminated.find(dir.file("whole-pages.ogg")), std::string::npos) << unterminated;
+  EXPECT_NE(unterminated.find("has no end-of-stream flag"), std::string::npos) << unterminated;
   // A truncated WAV is caught from its header alone.
   try {
     probe_audio(dir.file("cut.wav"));
