@@ -39,12 +39,11 @@ uint32_t read_le32(const unsigned char* p) {
 /// file; a cut-off download must be an error instead, so walk the RIFF chunks
 /// and compare the declared data size with the bytes present. Sizes 0 and
 /// 0xFFFFFFFF mean "unknown" (streaming writers) and are not checked.
-void check_wav_not_truncated(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+void check_wav_not_truncated(const std::string& path, std::ifstream& in, uint64_t file_size) {
   unsigned char header[12];
+  in.seekg(0);
   if (!in.read(reinterpret_cast<char*>(header), sizeof header)) return;
-  if (std::memcmp(header, "RIFF", 4) != 0 || std::memcmp(header + 8, "WAVE", 4) != 0) return;
-  const uint64_t file_size = fs::file_size(path);
+  if (std::memcmp(header + 8, "WAVE", 4) != 0) return;
   uint64_t pos = 12;
   unsigned char chunk[8];
   while (pos + 8 <= file_size) {
@@ -68,11 +67,7 @@ void check_wav_not_truncated(const std::string& path) {
 /// file does. libsndfile 1.2.0 reports a cut-off Ogg with an unknown length,
 /// 1.2.2 with the length of the pages present: check the last page here so a
 /// truncated download is an error with either.
-void check_ogg_terminated(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[4];
-  if (!in.read(magic, sizeof magic) || std::memcmp(magic, "OggS", 4) != 0) return;
-  const uint64_t file_size = fs::file_size(path);
+void check_ogg_terminated(const std::string& path, std::ifstream& in, uint64_t file_size) {
   constexpr uint64_t kLongestPage = 27 + 255 + 255 * 255;
   const uint64_t tail_size = std::min(file_size, kLongestPage);
   std::string tail(tail_size, '\0');
@@ -95,6 +90,15 @@ void check_ogg_terminated(const std::string& path) {
     return;
   }
   throw DataError(path + ": truncated or unterminated audio stream; the file ends inside an Ogg page");
+}
+
+/// Cut-off files that libsndfile would decode without complaint, by container.
+void check_not_truncated(const std::string& path, uint64_t file_size) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4];
+  if (!in.read(magic, sizeof magic)) return;
+  if (std::memcmp(magic, "RIFF", 4) == 0) check_wav_not_truncated(path, in, file_size);
+  if (std::memcmp(magic, "OggS", 4) == 0) check_ogg_terminated(path, in, file_size);
 }
 
 std::string format_name(int format) {
@@ -120,9 +124,11 @@ OpenFile open_checked(const std::string& path) {
   const fs::file_status status = fs::status(path, ec);
   if (!fs::exists(status)) throw DataError(path + ": cannot open audio file; no such file");
   if (fs::is_directory(status)) throw DataError(path + ": cannot open audio file; it is a folder");
-  if (fs::file_size(path, ec) == 0 && !ec) throw DataError(path + ": cannot decode audio; the file is empty (0 bytes)");
-  check_wav_not_truncated(path);
-  check_ogg_terminated(path);
+  const uint64_t file_size = fs::file_size(path, ec);
+  if (!ec) {
+    if (file_size == 0) throw DataError(path + ": cannot decode audio; the file is empty (0 bytes)");
+    check_not_truncated(path, file_size);
+  }
 
   OpenFile result;
   {

@@ -310,6 +310,11 @@ TEST(AudioLoader, TruncatedFilesAreDataErrors) {
   const std::string unterminated = data_error_of(dir.file("whole-pages.ogg"), native);
   EXPECT_NE(unterminated.find(dir.file("whole-pages.ogg")), std::string::npos) << unterminated;
   EXPECT_NE(unterminated.find("has no end-of-stream flag"), std::string::npos) << unterminated;
+  // The Ogg capture pattern followed by bytes that form no page.
+  write_bytes(dir.file("no-page.ogg"), std::string("OggS") + std::string(10, '\x7f'));
+  const std::string no_page = data_error_of(dir.file("no-page.ogg"), native);
+  EXPECT_NE(no_page.find(dir.file("no-page.ogg")), std::string::npos) << no_page;
+  EXPECT_NE(no_page.find("ends inside an Ogg page"), std::string::npos) << no_page;
   // A truncated WAV is caught from its header alone.
   try {
     probe_audio(dir.file("cut.wav"));
