@@ -3,6 +3,11 @@
 configs/midi_generator.yaml written in Python PyTorch (Debian's python3-torch),
 trained on the same prepared shard, reporting tokens/s.
 
+Launched by torchrun (WORLD_SIZE > 1), it trains with PyTorch's own
+DistributedDataParallel over Gloo, each rank on its own random windows: the
+reference that scripts/bench_ddp.sh --peer compares kmidi's data parallelism
+with.
+
 Same architecture as models/MidiGenerator: pre-LayerNorm decoder, rotary
 positions, per-layer emotion prefix keys/values, tied embeddings, GELU MLP,
 AdamW, label-smoothed cross-entropy ignoring PAD. Not part of the product.
@@ -10,6 +15,7 @@ AdamW, label-smoothed cross-entropy ignoring PAD. Not part of the product.
 import argparse
 import json
 import math
+import os
 import statistics
 import time
 
@@ -90,10 +96,16 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--d-ff", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bucket-mb", type=float, default=25.0, help="DDP's bucket_cap_mb (PyTorch's default: 25)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo")
+    rng = np.random.default_rng(rank)
 
     with h5py.File(args.shard, "r") as f:
         tokens = f["tokens"][:].astype(np.int64)
@@ -116,12 +128,15 @@ def main():
 
     model = Generator(vocab, args.d_model, args.layers, args.heads, args.d_ff, 4, 0.1)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.05)
+    step_model = model
+    if world > 1:
+        step_model = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=args.bucket_mb)
     emotion = torch.zeros(args.batch, 64)
-    rates = []
+    rates, step_ms = [], []
     for step in range(args.warmup + args.steps):
         x, y = batch()
         start = time.perf_counter()
-        logits = model(x, emotion, x != pad)
+        logits = step_model(x, emotion, x != pad)
         loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1), ignore_index=pad, label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,9 +145,12 @@ def main():
         elapsed = time.perf_counter() - start
         if step >= args.warmup:
             rates.append(int((x != pad).sum()) / elapsed)
+            step_ms.append(elapsed * 1000)
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"peer": "python", "torch": torch.__version__, "tokens_per_s": statistics.median(rates),
-                      "parameters": params, "loss": float(loss)}))
+    if rank == 0:
+        print(json.dumps({"peer": "python", "torch": torch.__version__, "tokens_per_s": statistics.median(rates),
+                          "median_step_ms": statistics.median(step_ms), "world_size": world,
+                          "parameters": params, "loss": float(loss)}))
 
 
 if __name__ == "__main__":

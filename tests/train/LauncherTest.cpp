@@ -199,21 +199,39 @@ TEST(Benchmark, WeakScalingScriptSmokeRun) {
 }
 
 TEST(Benchmark, WeakScalingScriptSmokeRunOnTheGenerator) {
-  // --generator times `kmidi train` itself, from its metrics.jsonl.
+  // --generator times `kmidi train` itself, from its metrics.jsonl; --peer
+  // adds the Python peer's runs through PyTorch's DistributedDataParallel.
   const std::string dir = make_temp_dir("kmidi-bench-generator-smoke");
   const std::string scratch = dir + "/tmp";
   std::filesystem::create_directories(scratch);
   const auto result = run_process(
-      {"/bin/bash", std::string(KMIDI_SOURCE_DIR) + "/scripts/bench_ddp.sh", "--generator", "--smoke"},
-      {{"KMIDI_BUILD_DIR", KMIDI_BINARY_DIR}, {"BENCH_PORT", std::to_string(free_port())}, {"TMPDIR", scratch}}, dir,
+      {"/bin/bash", std::string(KMIDI_SOURCE_DIR) + "/scripts/bench_ddp.sh", "--generator", "--peer", "--smoke"},
+      {{"KMIDI_BUILD_DIR", KMIDI_BINARY_DIR},
+       {"BENCH_PORT", std::to_string(free_port())},
+       {"BENCH_PEER_PORT", std::to_string(free_port())},
+       {"TMPDIR", scratch}},
+      dir,
       "bench", 300);
   ASSERT_EQ(result.exit_code, 0) << describe(result);
   EXPECT_TRUE(contains(result.err, "the MIDI generator (kmidi train)")) << result.err;
-  for (const char* line : {"1 rank: ", "2 ranks: ", "ratio: ", "control: "}) {
+  EXPECT_TRUE(contains(result.err, "(python peer, PyTorch DDP)")) << result.err;
+  for (const char* line : {"1 rank: ", "2 ranks: ", "ratio: ", "control: ", "peer 1 rank: ", "peer 2 ranks: ",
+                           "peer ratio: ", "peer control: "}) {
     EXPECT_EQ(lines_starting_with(result.out, line).size(), 1u) << line << "\n" << result.out;
   }
   // The temporary folder (prepared shards, run folders) is gone afterwards.
   EXPECT_TRUE(std::filesystem::is_empty(scratch)) << scratch;
+}
+
+TEST(Benchmark, WeakScalingScriptRefusesPeerOptionsWithoutTheGenerator) {
+  // The peer implements the generator only; the driver has no Python twin.
+  const std::string dir = make_temp_dir("kmidi-bench-peer-usage");
+  for (const char* option : {"--peer", "--driver-size"}) {
+    const auto result = run_process({"/bin/bash", std::string(KMIDI_SOURCE_DIR) + "/scripts/bench_ddp.sh", option},
+                                    {{"KMIDI_BUILD_DIR", KMIDI_BINARY_DIR}, {"TMPDIR", dir}}, dir, "bench", 60);
+    EXPECT_EQ(result.exit_code, 2) << option << "\n" << describe(result);
+    EXPECT_TRUE(contains(result.err, "--driver-size and --peer need --generator")) << result.err;
+  }
 }
 
 // --- scripts/check_libtorch2.sh -------------------------------------------------------------
