@@ -173,25 +173,27 @@ median_ms() {  # median_ms NAME: the median step time of the run NAME (NAME.out,
   echo "$value"
 }
 
-run_single() {  # run_single ROUND
-  OMP_NUM_THREADS=1 "${SINGLE[@]}" $(run_args "single$1") >"$OUT/single$1.out" 2>"$OUT/single$1.err" || {
-    tail -n 20 "$OUT/single$1.err" >&2
+run_one() {  # run_one NAME CMD...: one process alone
+  local name=$1
+  shift
+  OMP_NUM_THREADS=1 "$@" >"$OUT/$name.out" 2>"$OUT/$name.err" || {
+    tail -n 20 "$OUT/$name.err" >&2
     exit 1
   }
 }
 
-run_pair() {  # run_pair ROUND: 2 ranks with torchrun's variables, rank 0 hosting the store
-  local pids=() failed=0 rank
+run_ranks() {  # run_ranks PORT NAME CMD...: 2 ranks with torchrun's variables, rank 0 hosting the store
+  local port=$1 name=$2 pids=() failed=0 rank
+  shift 2
   for rank in 0 1; do
     env OMP_NUM_THREADS=1 RANK=$rank WORLD_SIZE=2 LOCAL_RANK=$rank LOCAL_WORLD_SIZE=2 \
-      MASTER_ADDR=127.0.0.1 MASTER_PORT="$PORT" \
-      "${PAIR[@]}" $(run_args "pair$1") >"$OUT/pair$1.rank$rank.out" 2>"$OUT/pair$1.rank$rank.err" &
+      MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" "$@" >"$OUT/$name.rank$rank.out" 2>"$OUT/$name.rank$rank.err" &
     pids+=($!)
   done
   for rank in 0 1; do
     if ! wait "${pids[$rank]}"; then
-      echo "bench_ddp.sh: rank $rank failed:" >&2
-      tail -n 20 "$OUT/pair$1.rank$rank.err" >&2
+      echo "bench_ddp.sh: $name: rank $rank failed:" >&2
+      tail -n 20 "$OUT/$name.rank$rank.err" >&2
       failed=1
     fi
   done
@@ -201,51 +203,25 @@ run_pair() {  # run_pair ROUND: 2 ranks with torchrun's variables, rank 0 hostin
 # Control: two independent 1-rank runs at once, nothing communicated. Their
 # step time is what sharing the machine's cores, caches and memory costs by
 # itself; the 2-rank run's excess over it is what data parallelism costs.
-run_control() {  # run_control ROUND
-  local pids=() i
+run_two() {  # run_two NAME CMD...: two independent processes at once; {i} in CMD becomes 0 or 1
+  local name=$1 pids=() i
+  shift
   for i in 0 1; do
-    OMP_NUM_THREADS=1 "${SINGLE[@]}" $(run_args "control$1.$i") >"$OUT/control$1.$i.out" 2>"$OUT/control$1.$i.err" &
+    OMP_NUM_THREADS=1 "${@//\{i\}/$i}" >"$OUT/$name.$i.out" 2>"$OUT/$name.$i.err" &
     pids+=($!)
   done
   for i in 0 1; do
-    wait "${pids[$i]}" || { tail -n 20 "$OUT/control$1.$i.err" >&2; exit 1; }
+    wait "${pids[$i]}" || { tail -n 20 "$OUT/$name.$i.err" >&2; exit 1; }
   done
 }
 
-run_peer_single() {  # run_peer_single ROUND
-  "${PEER_RUN[@]}" >"$OUT/peer_single$1.out" 2>"$OUT/peer_single$1.err" || {
-    tail -n 20 "$OUT/peer_single$1.err" >&2
-    exit 1
-  }
-}
-
-run_peer_pair() {  # run_peer_pair ROUND: PyTorch's DDP, 2 ranks with torchrun's variables
-  local pids=() failed=0 rank
-  for rank in 0 1; do
-    env RANK=$rank WORLD_SIZE=2 LOCAL_RANK=$rank LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$PEER_PORT" \
-      "${PEER_RUN[@]}" >"$OUT/peer_pair$1.rank$rank.out" 2>"$OUT/peer_pair$1.rank$rank.err" &
-    pids+=($!)
-  done
-  for rank in 0 1; do
-    if ! wait "${pids[$rank]}"; then
-      echo "bench_ddp.sh: the peer's rank $rank failed:" >&2
-      tail -n 20 "$OUT/peer_pair$1.rank$rank.err" >&2
-      failed=1
-    fi
-  done
-  [ "$failed" = 0 ] || exit 1
-}
-
-run_peer_control() {  # run_peer_control ROUND
-  local pids=() i
-  for i in 0 1; do
-    "${PEER_RUN[@]}" >"$OUT/peer_control$1.$i.out" 2>"$OUT/peer_control$1.$i.err" &
-    pids+=($!)
-  done
-  for i in 0 1; do
-    wait "${pids[$i]}" || { tail -n 20 "$OUT/peer_control$1.$i.err" >&2; exit 1; }
-  done
-}
+# A kmidi run and the peer's run of each kind, by round: ROUND names its files.
+run_single() { run_one "single$1" "${SINGLE[@]}" $(run_args "single$1"); }
+run_pair() { run_ranks "$PORT" "pair$1" "${PAIR[@]}" $(run_args "pair$1"); }
+run_control() { run_two "control$1" "${SINGLE[@]}" $(run_args "control$1.{i}"); }
+run_peer_single() { run_one "peer_single$1" "${PEER_RUN[@]}"; }
+run_peer_pair() { run_ranks "$PEER_PORT" "peer_pair$1" "${PEER_RUN[@]}"; }
+run_peer_control() { run_two "peer_control$1" "${PEER_RUN[@]}"; }
 
 [ "$GENERATOR" = 1 ] && MODEL_NAME="the MIDI generator (kmidi train)" || MODEL_NAME="the driver's transformer"
 [ "$DRIVER_SIZE" = 1 ] && MODEL_NAME="$MODEL_NAME at the driver's size"

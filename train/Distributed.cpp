@@ -20,7 +20,7 @@ void DistributedConfig::visit(config::Visitor& v) {
           config::Spec("rendezvous/collective timeout in seconds; a dead or hung rank ends the job within it")
               .min(1.0));
   v.field("bucket_mb", bucket_mb,
-          config::Spec("gradient bucket size in MiB; 0 picks by backend (Gloo 4, NCCL 25)").non_negative());
+          config::Spec("gradient bucket size in MiB (all-reduced as backward fills it)").positive());
   v.field("find_unused_parameters", find_unused_parameters,
           config::Spec("tolerate parameters that get no gradient in a step"));
   v.field("master_addr", master_addr,

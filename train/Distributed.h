@@ -38,11 +38,11 @@ struct DistributedConfig : config::Section {
   /// mismatch is an error at start-up, never a silent change of batch size.
   int64_t world_size = 0;
   double timeout_s = 300.0;  ///< collective and rendezvous timeout: a dead rank ends the job
-  /// Gradient bucket size for overlapped all-reduce; 0 picks by backend. The
-  /// last bucket of backward is all-reduced after backward ends, so its size
-  /// is exposed: on Gloo 4 MiB buckets cut that tail from ~30 ms to ~4 ms per
-  /// step (BENCHMARKS.md) at no cost; NCCL keeps PyTorch's 25 MiB.
-  double bucket_mb = 0.0;
+  /// Gradient bucket size for overlapped all-reduce, in MiB: PyTorch's 25 on
+  /// both backends. Smaller Gloo buckets shorten the all-reduce left after
+  /// backward but cost more in the whole step (4 MiB: 8% slower 2-rank steps
+  /// on a 20 M-parameter model, BENCHMARKS.md).
+  double bucket_mb = 25.0;
   bool find_unused_parameters = false;
   std::string master_addr;   ///< when the launcher sets none (mpirun); default: 127.0.0.1
   int64_t master_port = 29500;

@@ -47,7 +47,7 @@ std::vector<std::pair<std::string, at::Tensor>> module_state(torch::nn::Module& 
 ProcessGroupContext::ProcessGroupContext(const LaunchEnvironment& launch, const DistributedConfig& config,
                                          c10::Device device, const std::string& backend)
     : collectives_(std::make_shared<Collectives>(launch, backend, device, config.timeout_s)),
-      bucket_mb_(config.bucket_mb > 0 ? config.bucket_mb : (backend == "nccl" ? 25.0 : 4.0)),
+      bucket_mb_(config.bucket_mb),
       find_unused_parameters_(config.find_unused_parameters) {
   rank_ = launch.rank;
   world_size_ = launch.world_size;
