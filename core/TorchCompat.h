@@ -70,9 +70,11 @@ inline c10::ScalarType autocast_dtype(c10::DeviceType device) {
 /// Opens a TCPStore (server or client, as `options` says). From 2.4 the store
 /// defaults to its libuv backend, which a LibTorch built without libuv (e.g.
 /// Debian's 2.6) refuses in the constructor before opening any socket; the
-/// classic backend speaks the same protocol, so it is used instead. Other
-/// errors are not retried: a second attempt would double a client's wait.
-inline c10::intrusive_ptr<c10d::TCPStore> make_tcp_store(const std::string& host, c10d::TCPStoreOptions options) {
+/// classic backend speaks the same protocol, so it is used instead, and
+/// `options` keeps useLibUV false so that further connections made from it
+/// skip the refused attempt. Other errors are not retried: a second attempt
+/// would double a client's wait.
+inline c10::intrusive_ptr<c10d::TCPStore> make_tcp_store(const std::string& host, c10d::TCPStoreOptions& options) {
 #if KMIDI_TORCH_AT_LEAST(2, 2)
   if (options.useLibUV) {
     try {
