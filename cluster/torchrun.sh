@@ -9,6 +9,13 @@
 # On several nodes run it once per node with the same MASTER_ADDR (node 0's
 # address) and MASTER_PORT, KMIDI_NNODES, and each node's KMIDI_NODE_RANK.
 #
+# Use this script rather than torchrun itself: Debian's torchrun 1.13 under
+# Python 3.11 crashes at start (AttributeError: 'NoneType' object has no
+# attribute 'get') unless given --redirects 2 --tee 2, which this script
+# passes. When the job fails it prints how every rank of this node ended
+# ("kmidi: attempt 0: rank 0 exit 5 (distributed failure), rank 1 killed by
+# SIGKILL"); torchrun's own summary names only the first rank to fail.
+#
 # Environment [default]:
 #   KMIDI_BIN               the kmidi binary [build/kmidi of this checkout]
 #   KMIDI_NNODES            number of nodes [1]
@@ -44,6 +51,13 @@ if [ -z "${TORCHRUN:-}" ]; then
   if [ -x /usr/bin/torchrun ]; then TORCHRUN=/usr/bin/torchrun; else TORCHRUN=torchrun; fi
 fi
 
+# Each worker runs through torchrun_worker.sh, which records its exit status here.
+STATUS_DIR=""
+if [ "$DRY_RUN" = 0 ]; then
+  STATUS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/kmidi-torchrun.XXXXXX")
+  trap 'rm -rf "$STATUS_DIR"' EXIT
+fi
+
 COMMAND=(
   "$TORCHRUN"
   --nnodes "$NNODES" --node_rank "$NODE_RANK" --nproc_per_node "$NPROC"
@@ -52,7 +66,7 @@ COMMAND=(
   # Debian's torchrun 1.13 crashes under Python 3.11 with the default
   # redirects (Std.from_str returns None); redirecting and teeing stderr avoids it.
   --redirects 2 --tee 2
-  --no_python "$KMIDI_BIN" "$@"
+  --no_python /bin/bash "$ROOT/cluster/torchrun_worker.sh" "${STATUS_DIR:-<status folder>}" "$KMIDI_BIN" "$@"
 )
 
 if [ "$DRY_RUN" = 1 ]; then
@@ -60,4 +74,61 @@ if [ "$DRY_RUN" = 1 ]; then
   echo
   exit 0
 fi
-exec "${COMMAND[@]}"
+
+# kmidi's exit codes (core/Errors.h) in words.
+meaning() {
+  case "$1" in
+    0) echo "exit 0 (ok)" ;;
+    1) echo "exit 1 (internal error)" ;;
+    2) echo "exit 2 (usage or config error)" ;;
+    3) echo "exit 3 (data error)" ;;
+    4) echo "exit 4 (check failed)" ;;
+    5) echo "exit 5 (distributed failure)" ;;
+    130) echo "exit 130 (interrupted)" ;;
+    *)
+      if [ "$1" -gt 128 ] 2>/dev/null; then
+        echo "killed by SIG$(kill -l $(($1 - 128)) 2>/dev/null || echo $(($1 - 128)))"
+      else
+        echo "exit $1"
+      fi
+      ;;
+  esac
+}
+
+summary() {
+  local attempt local_rank line file rank code
+  for ((attempt = 0; attempt <= ${KMIDI_MAX_RESTARTS:-3}; attempt++)); do
+    [ -n "$(ls "$STATUS_DIR"/attempt$attempt.local* 2>/dev/null)" ] || continue
+    line=""
+    for ((local_rank = 0; local_rank < NPROC; local_rank++)); do
+      file="$STATUS_DIR/attempt$attempt.local$local_rank"
+      if [ -f "$file" ]; then
+        rank=$(sed -n 's/^rank=\([^ ]*\) .*/\1/p' "$file")
+        code=$(sed -n 's/.* code=\([0-9]*\)$/\1/p' "$file")
+        line+="${line:+, }rank $rank $(meaning "$code")"
+      else
+        line+="${line:+, }local rank $local_rank: no exit recorded (not started, or killed with its wrapper)"
+      fi
+    done
+    echo "kmidi: attempt $attempt: $line" >&2
+  done
+}
+
+set +e
+# torchrun runs in the background so that a SIGTERM or SIGINT sent to this
+# script (Slurm, Ctrl-C) reaches it, and it still gets to write the summary.
+"${COMMAND[@]}" &
+torchrun_pid=$!
+for sig in TERM INT HUP; do
+  trap "kill -$sig $torchrun_pid 2>/dev/null" "$sig"
+done
+while :; do
+  wait "$torchrun_pid"
+  code=$?
+  kill -0 "$torchrun_pid" 2>/dev/null || break
+done
+if [ "$code" -ne 0 ]; then
+  echo "kmidi: torchrun exited with code $code; how each process of this node ended:" >&2
+  summary
+fi
+exit "$code"

@@ -8,12 +8,18 @@
 // Failure behaviour: in a job of several processes, every process sends a
 // heartbeat through the rendezvous store; rank 0 watches every rank, the others
 // watch rank 0. A rank that stops (killed, crashed, stopped) is declared lost
-// after min(timeout_s / 2, 60 s) without a heartbeat; a collective that waits
-// longer than timeout_s fails (a rank alive but no longer taking part). Either
-// way every other rank throws kmidi::PeerFailure naming the rank, and a rank
-// that leaves with an exception tells the others at once. If a process does not
-// stop within the rest of timeout_s after a failure was seen (e.g. blocked in
-// a GPU kernel), a last-resort thread ends it with exit code 5 (kExitPeerFailed).
+// after min(timeout_s / 2, 20 s) without a heartbeat; a collective that waits
+// longer than timeout_s fails (a rank alive but no longer taking part). A
+// transport error (a peer's connection reset) names the peer at once when it
+// ran on this machine (its process has ended, seen in /proc), else within two
+// heartbeat intervals; while a stop signal (SIGTERM, SIGINT) is pending, a
+// wait for a peer that has ended or is stopped fails at once too. Either way
+// every other rank throws kmidi::PeerFailure naming the rank, and a rank that
+// leaves with an exception tells the others at once. If a process does not
+// stop within min(timeout_s - the heartbeat window, 5 s) of a failure (e.g.
+// blocked in a GPU kernel), a last-resort thread ends it with exit code 5
+// (kExitPeerFailed). With the defaults, all of this fits the 30 s torchrun and
+// Slurm leave between SIGTERM and SIGKILL.
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>

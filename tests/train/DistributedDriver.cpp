@@ -24,6 +24,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +64,10 @@ struct Options {
   int hang_rank = -1, hang_step = -1;  ///< stop the process (SIGSTOP) there
   int sleep_rank = -1, sleep_step = -1;  ///< the training thread sleeps for an hour there (heartbeats go on)
   int mismatch_rank = -1;              ///< this rank builds a model with an extra head
+  /// SIGTERM/SIGINT stop the job as they stop `kmidi train`: the flag is
+  /// all-reduced with the step's unit count, then every rank meets in a
+  /// barrier (where the trainer saves its checkpoint) and exits with 130.
+  bool stop_on_signal = false;
   bool report = false;                 ///< print this process's place in the job
   int64_t timing_warmup = 1;           ///< steps left out of the printed step time
   train::DistributedConfig distributed;
@@ -185,6 +190,8 @@ int run(const Options& o) {
     optimizer = std::make_unique<torch::optim::SGD>(trainable, torch::optim::SGDOptions(o.lr).momentum(0.9));
   }
 
+  std::optional<train::StopSignals> signals;
+  if (o.stop_on_signal) signals.emplace();
   const torch::Tensor windows = load_windows(o.data, o.window).to(context->device());
   const int64_t count = windows.size(0);
   std::vector<double> step_ms, backward_ms, finish_ms;
@@ -206,7 +213,12 @@ int run(const Options& o) {
     }
     // Normalise by the global number of target tokens, counted before the forward pass.
     std::vector<double> units{static_cast<double>(o.accumulation * micro * o.window)};
+    if (signals) units.push_back(train::StopSignals::requested() ? 1.0 : 0.0);
     context->all_reduce_sum(units);
+    if (signals && units[1] > 0) {
+      context->barrier();
+      throw Interrupted("stop signal before step " + std::to_string(step));
+    }
     double loss_sum = 0.0;
     for (int64_t k = 0; k < o.accumulation; ++k) {
       const int64_t piece = rank * o.accumulation + k;
@@ -306,6 +318,7 @@ int main(int argc, char** argv) {
   app.add_option("--sleep-step", o.sleep_step);
   app.add_option("--mismatch-rank", o.mismatch_rank);
   app.add_flag("--report", o.report);
+  app.add_flag("--stop-on-signal", o.stop_on_signal);
   app.add_option("--timing-warmup", o.timing_warmup);
   app.add_option("--backend", o.distributed.backend);
   app.add_option("--world-size", o.distributed.world_size);
@@ -332,6 +345,8 @@ int main(int argc, char** argv) {
     return report("data error: ", e.what(), kExitData);
   } catch (const PeerFailure& e) {
     return report("distributed failure: ", e.what(), kExitPeerFailed);
+  } catch (const Interrupted& e) {
+    return report("interrupted: ", e.what(), kExitInterrupted);
   } catch (const c10::Error& e) {
     return report("internal error (LibTorch): ", e.what_without_backtrace(), kExitInternal);
   } catch (const std::exception& e) {

@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -87,6 +88,72 @@ TEST(Torchrun, ARestartAfterAKilledWorkerRendezvousesAfreshAndCompletes) {
   EXPECT_TRUE(contains(result.out, "launcher=torchrun device=cpu backend=gloo restart=0")) << describe(result);
   EXPECT_TRUE(contains(result.out, "launcher=torchrun device=cpu backend=gloo restart=1")) << describe(result);
   expect_params_match(expected, dir);
+}
+
+/// The process of `program` that torchrun started as `rank` of the job on `port`
+/// (found in /proc by its command and environment), or -1.
+pid_t find_rank_process(const std::string& program, int port, int rank) {
+  const auto entries = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<std::string> parts;
+    for (std::string part; std::getline(in, part, '\0');) parts.push_back(part);
+    return parts;
+  };
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const auto command = entries(entry.path().string() + "/cmdline");
+    if (command.empty() || command[0] != program) continue;
+    const auto env = entries(entry.path().string() + "/environ");
+    const auto has = [&](const std::string& variable) { return std::find(env.begin(), env.end(), variable) != env.end(); };
+    if (has("RANK=" + std::to_string(rank)) && has("MASTER_PORT=" + std::to_string(port))) return std::stoi(name);
+  }
+  return -1;
+}
+
+TEST(Torchrun, AKilledRankIsNamedBeforeTorchrunsGraceEndsAndEveryRanksExitIsSummarised) {
+  // kill -9 of rank 1 of `kmidi train` with the default distributed settings:
+  // torchrun SIGTERMs rank 0 and SIGKILLs it 30 s later. Rank 0 must end by
+  // itself before that, with exit code 5 naming rank 1, and the script's
+  // summary must say how each rank ended.
+  const std::string dir = make_temp_dir("kmidi-torchrun-kmidi-kill");
+  const std::string source = KMIDI_SOURCE_DIR;
+  const auto prepared = run_process({KMIDI_CLI, "prepare", "--config", source + "/configs/prepare_pop909_sample.yaml",
+                                     "output.dir=" + dir + "/shards"},
+                                    {}, dir, "prepare", 120);
+  ASSERT_EQ(prepared.exit_code, 0) << describe(prepared);
+  const int port = free_port();
+  auto env = torchrun_env(port);
+  env["KMIDI_BIN"] = KMIDI_CLI;
+  Process torchrun = Process::start(
+      {"/bin/bash", kCluster + "torchrun.sh", "train", "--config", source + "/configs/midi_generator_tiny.yaml",
+       "data.dir=" + dir + "/shards", "run.output_dir=" + dir, "run.name=job", "run.threads=1",
+       "run.tensorboard=false", "train.max_steps=100000", "train.log_every=1", "train.eval_every=0",
+       "train.checkpoint_every=0"},
+      env, dir, "torchrun");
+  // Training runs once rank 0 has written a metrics row.
+  const double deadline = now_seconds() + 120;
+  bool training = false;
+  while (!training && now_seconds() < deadline && !torchrun.poll()) {
+    std::ifstream in(dir + "/job/metrics.jsonl");
+    const std::string rows((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    training = contains(rows, "\"split\":\"train\"");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(training) << dir;
+  const pid_t victim = find_rank_process(KMIDI_CLI, port, 1);
+  ASSERT_GT(victim, 0) << "rank 1 not found in /proc";
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  const double killed = now_seconds();
+  const ProcessResult result = torchrun.wait(90);
+  const double took = now_seconds() - killed;
+  EXPECT_NE(result.exit_code, 0) << describe(result);
+  EXPECT_LT(took, 25.0) << "rank 0 did not stop by itself within torchrun's 30 s\n" << describe(result);
+  EXPECT_TRUE(contains(result.err, "distributed failure: rank 1 (pid " + std::to_string(victim) +
+                                       " on this machine) has ended"))
+      << describe(result);
+  EXPECT_TRUE(contains(result.err, "kmidi: attempt 0: rank 0 exit 5 (distributed failure), rank 1 killed by SIGKILL"))
+      << describe(result);
 }
 
 // --- mpirun ------------------------------------------------------------------------
@@ -272,10 +339,11 @@ TEST(ClusterFiles, TorchrunScriptBuildsAMultiNodeCommand) {
                                 {"TORCHRUN", "torchrun"}},
                                dir, "dry", 30);
   ASSERT_EQ(dry.exit_code, 0) << describe(dry);
+  // Every worker runs through torchrun_worker.sh, which records its exit for the summary.
   EXPECT_EQ(dry.out,
             "torchrun --nnodes 2 --node_rank 1 --nproc_per_node 4 --master_addr node0 --master_port 29600 "
-            "--max_restarts 3 --monitor_interval 1 --redirects 2 --tee 2 --no_python /opt/kmidi/kmidi train "
-            "--config c.yaml \n");
+            "--max_restarts 3 --monitor_interval 1 --redirects 2 --tee 2 --no_python /bin/bash " +
+                kCluster + "torchrun_worker.sh \\<status\\ folder\\> /opt/kmidi/kmidi train --config c.yaml \n");
 }
 
 TEST(ClusterFiles, PyTorchJobManifestHasWhatTheOperatorAndKmidiNeed) {

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <cstdlib>
 #include <exception>
 #include <future>
@@ -22,6 +23,7 @@
 
 #include "core/Errors.h"
 #include "core/Strings.h"
+#include "train/Runtime.h"
 
 namespace kmidi::train::detail {
 
@@ -118,6 +120,7 @@ void Collectives::join(const LaunchEnvironment& launch) {
                      launch.origin + ")");
   }
   if (rank_ == 0) store_->set("world_size", bytes(std::to_string(world_size_)));
+  peers_.publish(*store_, rank_);
   store_->set("joined/" + me, bytes("1"));
   if (store_->add("joined", 1) == world_size_) store_->set("all_joined", bytes("1"));
   try {
@@ -145,6 +148,7 @@ void Collectives::join(const LaunchEnvironment& launch) {
     throw UsageError("rank 0 was started with a world size of " + rank0_world + " but rank " + me + " with " +
                      std::to_string(world_size_) + " (" + launch.origin + ")");
   }
+  peers_.learn_local_peers(*store_);
 }
 
 void Collectives::create_group(c10::Device device) {
@@ -272,12 +276,22 @@ void Collectives::wait(const c10::intrusive_ptr<c10d::Work>& work, const std::st
     }
     state->changed.notify_all();
   });
+  // Short wake-ups: a stop signal sets only a flag, and a graceful stop must
+  // learn within a moment that the peer it waits for is gone.
+  const auto poll = std::min(timings_.heartbeat_interval, milliseconds(200));
+  const auto waiting_since = steady_clock::now();
+  auto next_check = waiting_since + timings_.heartbeat_interval;
+  bool probed = false;
   std::unique_lock<std::mutex> lock(state->mutex);
   while (!*done && !state->failure) {
-    state->changed.wait_for(lock, timings_.heartbeat_interval);
+    state->changed.wait_for(lock, poll);
     if (*done || state->failure) break;
     lock.unlock();
-    watchdog_->check();  // declares a failure when the store's host hangs
+    if (StopSignals::requested()) check_peers_while_stopping(what, waiting_since, probed);
+    if (steady_clock::now() >= next_check) {
+      watchdog_->check();  // declares a failure when the store's host hangs
+      next_check = steady_clock::now() + timings_.heartbeat_interval;
+    }
     lock.lock();
   }
   lock.unlock();
@@ -294,8 +308,9 @@ void Collectives::fail_collective(const std::string& what, const std::string& er
   const bool timed_out = lower.find("timed out") != std::string::npos || lower.find("timeout") != std::string::npos;
   const auto state = watchdog_->state();
   if (!timed_out) {
-    // A peer that dies closes its sockets at once; the watchdog needs up to
-    // heartbeat_stale to tell which rank it was. Wait for its verdict.
+    name_lost_peer(what, error);
+    // Nothing named it yet (an abort on its way, a store that hangs): wait
+    // for the watchdog's verdict, at most heartbeat_stale.
     const auto deadline = steady_clock::now() + timings_.heartbeat_stale + 2 * timings_.heartbeat_interval;
     std::unique_lock<std::mutex> lock(state->mutex);
     while (!state->failure && steady_clock::now() < deadline) {
@@ -339,6 +354,102 @@ void Collectives::fail_collective(const std::string& what, const std::string& er
   }
   fail_locally(message);
   throw PeerFailure(message);
+}
+
+Collectives::StoreView Collectives::look_at_store(milliseconds window) {
+  auto view = std::make_shared<StoreView>();
+  auto finished = std::make_shared<std::promise<void>>();
+  auto future = finished->get_future();
+  std::thread([store = store_, view, finished, window, me = rank_, world = world_size_,
+               interval = timings_.heartbeat_interval] {
+    try {
+      std::vector<int64_t> first(static_cast<size_t>(world), 0);
+      std::vector<int> watching;
+      for (int r = 0; r < world; ++r) {
+        if (r == me) continue;
+        if (store->check({exited_key(r)})) {
+          view->exited.push_back(r);
+          continue;
+        }
+        first[static_cast<size_t>(r)] = store->add(heartbeat_key(r), 0);
+        watching.push_back(r);
+      }
+      const auto reasons = [&] {
+        std::string text;
+        for (int r = 0; r < world; ++r) {
+          if (!store->check({abort_reason_key(r)})) continue;
+          const auto value = store->get(abort_reason_key(r));
+          text += (text.empty() ? "" : "; ") + std::string(value.begin(), value.end());
+        }
+        return text;
+      };
+      // Every live rank's watchdog beats once per interval: a rank still
+      // silent after the window has stopped beating.
+      const auto deadline = steady_clock::now() + window;
+      if (store->add(kAbortedKey, 0) > 0) view->abort_reasons = reasons();
+      while (!watching.empty() && steady_clock::now() < deadline && view->abort_reasons.empty()) {
+        std::this_thread::sleep_for(std::min(interval / 4, milliseconds(100)));
+        if (store->add(kAbortedKey, 0) > 0) view->abort_reasons = reasons();
+        watching.erase(std::remove_if(watching.begin(), watching.end(),
+                                      [&](int r) { return store->add(heartbeat_key(r), 0) != first[static_cast<size_t>(r)]; }),
+                       watching.end());
+      }
+      view->silent = watching;
+      view->answered = true;
+    } catch (const std::exception&) {
+      // The store is gone: the view says nothing.
+    }
+    finished->set_value();
+  }).detach();
+  if (future.wait_for(window + milliseconds(2000)) != std::future_status::ready) return StoreView{};
+  return *view;
+}
+
+void Collectives::fail_now(const std::string& message) {
+  fail_locally(message);
+  throw PeerFailure(message);
+}
+
+void Collectives::name_lost_peer(const std::string& what, const std::string& error) {
+  const std::string cause = " (" + what + " failed: " + error + ")";
+  if (const auto failure = watchdog_->check()) throw PeerFailure(*failure + cause);
+  // A rank that failed with an error posted why before its sockets closed:
+  // its reason beats "it has ended". A glance at the store, then /proc.
+  const StoreView glance = look_at_store(milliseconds(0));
+  if (!glance.abort_reasons.empty()) fail_now(glance.abort_reasons + cause);
+  std::vector<std::string> named;
+  for (const auto& [r, description] : peers_.lost(/*count_stopped=*/false)) {
+    if (std::find(glance.exited.begin(), glance.exited.end(), r) == glance.exited.end()) named.push_back(description);
+  }
+  if (!named.empty()) fail_now(strings::join(named, "; ") + cause);
+  // A peer on another machine: its heartbeat stops moving.
+  const auto window = 2 * timings_.heartbeat_interval + milliseconds(500);
+  const StoreView view = look_at_store(window);
+  if (!view.abort_reasons.empty()) fail_now(view.abort_reasons + cause);
+  if (view.answered && !view.silent.empty()) {
+    fail_now("rank(s) " + list_ranks(view.silent) + " of " + std::to_string(world_size_) + " sent no heartbeat for " +
+             seconds_text(window) + " after a transport error: died, or their node is unreachable" + cause);
+  }
+}
+
+void Collectives::check_peers_while_stopping(const std::string& what, steady_clock::time_point waiting_since,
+                                             bool& probed) {
+  const int sig = StopSignals::signal_number();
+  const std::string cause = " while this rank, asked to stop (" + std::string(sig ? strsignal(sig) : "stop request") +
+                            "), waited for " + what;
+  std::vector<std::string> named;
+  for (const auto& [r, description] : peers_.lost(/*count_stopped=*/true)) named.push_back(description);
+  if (!named.empty()) fail_now(strings::join(named, "; ") + cause);
+  // Peers elsewhere: after two heartbeat intervals of waiting, one look at who still beats.
+  if (probed || steady_clock::now() - waiting_since < 2 * timings_.heartbeat_interval) return;
+  probed = true;
+  const auto window = 2 * timings_.heartbeat_interval + milliseconds(500);
+  const StoreView view = look_at_store(window);
+  if (!view.abort_reasons.empty()) fail_now(view.abort_reasons + cause);
+  if (view.answered && !view.silent.empty()) {
+    fail_now("rank(s) " + list_ranks(view.silent) + " of " + std::to_string(world_size_) + " sent no heartbeat for " +
+             seconds_text(window) + cause);
+  }
 }
 
 void Collectives::abort(const std::string& reason) { fail_locally("rank " + std::to_string(rank_) + " failed: " + reason); }

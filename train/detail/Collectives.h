@@ -13,6 +13,7 @@
 
 #include "core/TorchCompat.h"
 #include "train/DistributedEnv.h"
+#include "train/detail/PeerProcesses.h"
 #include "train/detail/Watchdog.h"
 
 namespace c10d {
@@ -61,6 +62,24 @@ class Collectives {
   void join(const LaunchEnvironment& launch);
   void create_group(c10::Device device);
   [[noreturn]] void fail_collective(const std::string& what, const std::string& error);
+  /// After a transport error: the peer it came from, named from /proc (same
+  /// machine) or from heartbeats that stay still for two intervals; throws
+  /// PeerFailure when one is found.
+  void name_lost_peer(const std::string& what, const std::string& error);
+  /// While a stop signal is pending: fails when a peer has ended or is stopped,
+  /// so that a graceful stop never blocks on a peer that will not answer.
+  void check_peers_while_stopping(const std::string& what, std::chrono::steady_clock::time_point waiting_since,
+                                  bool& probed);
+  /// What the store says after a failure, read on a thread of its own and
+  /// bounded by `window` (the store may be as dead as the peer).
+  struct StoreView {
+    bool answered = false;
+    std::string abort_reasons;  ///< posted by ranks that failed with an error
+    std::vector<int> exited;    ///< ranks that finished cleanly
+    std::vector<int> silent;    ///< ranks whose heartbeat stayed still for all of `window`
+  };
+  StoreView look_at_store(std::chrono::milliseconds window);
+  [[noreturn]] void fail_now(const std::string& message);
   /// Records `message` as this rank's failure and posts it for the other ranks, once.
   void fail_locally(const std::string& message);
   void post_abort(const std::string& message);
@@ -78,6 +97,7 @@ class Collectives {
   c10::intrusive_ptr<c10d::Store> server_;          ///< the TCPStore that serves (rank 0 without agent)
   c10::intrusive_ptr<compat::CollectiveBackend> group_;
   std::unique_ptr<Watchdog> watchdog_;
+  PeerProcesses peers_;
   bool aborted_ = false;
 };
 

@@ -20,9 +20,11 @@ using std::chrono::steady_clock;
 FailureTimings FailureTimings::from_timeout_s(double timeout_s) {
   FailureTimings t;
   t.timeout = milliseconds(static_cast<int64_t>(std::llround(timeout_s * 1000.0)));
-  t.heartbeat_stale = std::min(milliseconds(t.timeout.count() / 2), milliseconds(60000));
+  // Capped so that every window fits inside the 30 s a launcher waits between
+  // SIGTERM and SIGKILL (torchrun 1.13's fixed grace, Slurm's default KillWait).
+  t.heartbeat_stale = std::min(milliseconds(t.timeout.count() / 2), kMaxHeartbeatStale);
   t.heartbeat_interval = std::max(milliseconds(t.heartbeat_stale.count() / 10), milliseconds(50));
-  t.exit_grace = std::max(t.timeout - t.heartbeat_stale, milliseconds(1000));
+  t.exit_grace = std::clamp(t.timeout - t.heartbeat_stale, milliseconds(1000), kMaxExitGrace);
   return t;
 }
 

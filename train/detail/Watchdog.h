@@ -21,16 +21,23 @@ class Store;
 
 namespace kmidi::train::detail {
 
+inline constexpr std::chrono::milliseconds kMaxHeartbeatStale{20000};
+inline constexpr std::chrono::milliseconds kMaxExitGrace{5000};
+
 /// Every time limit of failure detection, derived from distributed.timeout_s.
+/// The defaults (timeout 300 s) fit a launcher's 30 s between SIGTERM and
+/// SIGKILL: a silent rank is lost after 20 s, a failed process ends itself
+/// within 5 s of the failure (cluster/README.md, "Failures and timeouts").
 struct FailureTimings {
   std::chrono::milliseconds timeout{300000};            ///< rendezvous, store, one collective
-  std::chrono::milliseconds heartbeat_interval{6000};   ///< between two heartbeats
-  std::chrono::milliseconds heartbeat_stale{60000};     ///< silent this long: the rank is lost
+  std::chrono::milliseconds heartbeat_interval{2000};   ///< between two heartbeats
+  std::chrono::milliseconds heartbeat_stale{20000};     ///< silent this long: the rank is lost
   /// After a failure is seen, how long the process may take to stop by itself
-  /// before a last-resort thread ends it: timeout - heartbeat_stale.
-  std::chrono::milliseconds exit_grace{240000};
+  /// before a last-resort thread ends it.
+  std::chrono::milliseconds exit_grace{5000};
 
-  /// stale = min(timeout / 2, 60 s), interval = max(stale / 10, 50 ms).
+  /// stale = min(timeout / 2, 20 s), interval = max(stale / 10, 50 ms),
+  /// exit_grace = timeout - stale within [1 s, 5 s].
   static FailureTimings from_timeout_s(double timeout_s);
 };
 
