@@ -10,6 +10,7 @@
 #include "core/Files.h"
 #include "core/Hash.h"
 #include "datasets/tokenizer/detail/ConfigJson.h"
+#include "datasets/tokenizer/detail/GrammarJson.h"
 
 // tokenizer.json, format_version 1 (a JSON object, keys in this order):
 //   "format":         "kmidi.tokenizer"
@@ -19,8 +20,10 @@
 //   "vocab_size":     number of tokens
 //   "special_tokens": {"PAD": 0, "BOS": 1, "EOS": 2, "MASK": 3, extras...}
 //   "vocab":          token names by id ("PAD", "BOS", ..., "Bar", "Position_0", ...)
-// Loading rebuilds the vocabulary from "config" and requires it to equal
-// "vocab" and "special_tokens": ids can never drift from their names.
+//   "grammar":        which token may follow which (detail/GrammarJson.cpp); optional:
+//                     files written before it existed get the one derived from "config"
+// Loading rebuilds the vocabulary and grammar from "config" and requires them to
+// equal "vocab", "special_tokens" and "grammar": ids can never drift from their names.
 // Bump kFormatVersion when a field's meaning changes, and keep reading v1.
 
 namespace kmidi::tokenizer {
@@ -52,6 +55,19 @@ struct PendingNote {
     return duration < o.duration;
   }
 };
+
+/// "; first at ..." naming where two grammars part, for the load error.
+std::string first_difference(const Grammar& stored, const Grammar& rebuilt) {
+  const auto& a = stored.states();
+  const auto& b = rebuilt.states();
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (!(a[i] == b[i])) return "; first at state " + std::to_string(i) + " (stored '" + a[i].name + "', rebuilt '" + b[i].name + "')";
+  }
+  if (a.size() != b.size()) {
+    return "; stored has " + std::to_string(a.size()) + " states, rebuilt " + std::to_string(b.size());
+  }
+  return "; the states agree, the bar lengths or start state differ";
+}
 
 struct GridTempo {
   int64_t grid;
@@ -107,11 +123,11 @@ void EncodeStats::add(const EncodeStats& o) {
 }
 
 Tokenizer::Tokenizer(const TokenizerConfig& config)
-    : config_(validated(config)), vocab_(config_) {
+    : config_(validated(config)), vocab_(config_), grammar_(Grammar::derive(vocab_, config_)) {
   program_mode_ = config_.program_mode == "none"       ? ProgramMode::kNone
                   : config_.program_mode == "per_note" ? ProgramMode::kPerNote
                                                        : ProgramMode::kOnChange;
-  sha256_ = hash::sha256_hex(to_json());
+  sha256_ = hash::sha256_hex(json_text(false));
 }
 
 int32_t Tokenizer::special_id(const std::string& name) const {
@@ -132,7 +148,9 @@ std::string Tokenizer::describe(const int32_t* ids, size_t count) const {
 // ---------------------------------------------------------------------------
 // tokenizer.json
 
-std::string Tokenizer::to_json() const {
+std::string Tokenizer::to_json() const { return json_text(true); }
+
+std::string Tokenizer::json_text(bool with_grammar) const {
   Json j = Json::object();
   j["format"] = kFormat;
   j["format_version"] = kFormatVersion;
@@ -144,6 +162,7 @@ std::string Tokenizer::to_json() const {
   for (size_t i = 0; i < vocab_.special_names().size(); ++i) specials[vocab_.special_names()[i]] = i;
   j["special_tokens"] = specials;
   j["vocab"] = vocab_.names();
+  if (with_grammar) j["grammar"] = detail::grammar_to_json(grammar_);
   return j.dump(1) + "\n";
 }
 
@@ -217,6 +236,13 @@ Tokenizer Tokenizer::from_json(const std::string& text, const std::string& origi
   if (specials.size() != tok.vocab().special_names().size()) {
     throw DataError(origin + ": special_tokens lists " + std::to_string(specials.size()) + " tokens, the config defines " +
                     std::to_string(tok.vocab().special_names().size()));
+  }
+  if (j.contains("grammar")) {
+    const Grammar stored = detail::grammar_from_json(j["grammar"], origin, tok.vocab_size());
+    if (stored != tok.grammar()) {
+      throw DataError(origin + ": stored grammar differs from the grammar rebuilt from its config" +
+                      first_difference(stored, tok.grammar()));
+    }
   }
   return tok;
 }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "datasets/midi/Score.h"
+#include "datasets/tokenizer/Grammar.h"
 #include "datasets/tokenizer/TokenizerConfig.h"
 #include "datasets/tokenizer/Vocabulary.h"
 
@@ -71,8 +72,9 @@ class Tokenizer {
   explicit Tokenizer(const TokenizerConfig& config);
 
   /// Reads tokenizer.json. Throws DataError naming the file when it is
-  /// malformed, of a newer format_version, or when the vocabulary rebuilt from
-  /// its config differs from the stored one (first differing id named).
+  /// malformed, of a newer format_version, or when the vocabulary (or the
+  /// grammar, where the file has one) rebuilt from its config differs from
+  /// the stored one. Files without a grammar get the derived one.
   static Tokenizer load(const std::string& path);
   /// Parses tokenizer.json text; `origin` names it in messages.
   static Tokenizer from_json(const std::string& text, const std::string& origin);
@@ -81,11 +83,16 @@ class Tokenizer {
   std::string to_json() const;
   /// Writes tokenizer.json atomically.
   void save(const std::string& path) const;
-  /// sha256 of to_json(): identifies the tokenizer in shards and checkpoints.
+  /// Identifies the tokenizer in shards and checkpoints: sha256 of to_json()
+  /// without "grammar", which the config determines (so files written before
+  /// the grammar existed keep their identity).
   const std::string& sha256() const { return sha256_; }
 
   const TokenizerConfig& config() const { return config_; }
   const Vocabulary& vocab() const { return vocab_; }
+  /// Which token may follow which (Grammar.h): every sequence it accepts
+  /// decodes without a skipped token.
+  const Grammar& grammar() const { return grammar_; }
   int32_t vocab_size() const { return vocab_.size(); }
   int32_t pad_id() const { return Vocabulary::kPadId; }  ///< the loss's ignore_index
   int32_t bos_id() const { return Vocabulary::kBosId; }
@@ -117,8 +124,11 @@ class Tokenizer {
   int64_t grid_of_tick(const midi::Score& score, int64_t tick) const;
 
  private:
+  std::string json_text(bool with_grammar) const;
+
   TokenizerConfig config_;
   Vocabulary vocab_;
+  Grammar grammar_;
   std::string sha256_;
   enum class ProgramMode { kNone, kPerNote, kOnChange } program_mode_;
 };
