@@ -1,6 +1,7 @@
 // kmidi validate --config configs/prepare_*.yaml [--report FILE]: the dataset
-// validation run. Prints a summary, writes the JSON report, and fails with
-// exit code 4 when the config's thresholds are exceeded. Writes no data.
+// validation run. Prints a summary and fails with exit code 4 when the
+// config's thresholds are exceeded or the data is empty. Writes nothing but
+// the JSON report, and that only where --report says.
 
 #include <CLI/CLI.hpp>
 
@@ -19,12 +20,12 @@ namespace kmidi::cli {
 void register_validate(CLI::App& app) {
   struct Options {
     ConfigArgs config;
-    std::string report = "validate_report.json";
+    std::string report;  ///< empty: no report file
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("validate", "check a corpus and its prepared shards before training on them");
   add_config_args(*cmd, opt->config);
-  cmd->add_option("--report", opt->report, "where to write the JSON report")->capture_default_str();
+  cmd->add_option("--report", opt->report, "write the JSON report to this file (default: none)");
   cmd->callback([opt] {
     corpus::PrepareConfig config = corpus::load_prepare_config(opt->config.config, opt->config.overrides);
     if (opt->config.print_config) {
@@ -32,12 +33,13 @@ void register_validate(CLI::App& app) {
       return;
     }
     const corpus::ValidationReport report = corpus::run_validate(config, opt->config.config);
-    files::write_atomic(opt->report, report.to_json());
-    std::printf("%s  report: %s\n", report.summary().c_str(), opt->report.c_str());
+    if (!opt->report.empty()) files::write_atomic(opt->report, report.to_json());
+    const std::string written = opt->report.empty() ? "not written (--report FILE writes one)" : opt->report;
+    std::printf("%s  report: %s\n", report.summary().c_str(), written.c_str());
     std::fflush(stdout);
     if (!report.passed()) {
-      throw CheckFailed("dataset validation failed: " + strings::join(report.violations, "; ") + " (see " +
-                        opt->report + ")");
+      throw CheckFailed("dataset validation failed: " + strings::join(report.violations, "; ") +
+                        (opt->report.empty() ? std::string() : " (see " + opt->report + ")"));
     }
   });
 }

@@ -296,18 +296,32 @@ std::optional<std::string> Document::top_level_string(const std::string& key) co
 
 namespace {
 
+/// A key the struct does not have, or a duplicate key.
+class KeyError final : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
+
 class Reader final : public Visitor {
  public:
   explicit Reader(const Document::Impl& doc) : doc_(doc) { compute_data_root(); }
 
+  /// Reads the document into `root`. A misspelt key (`max_stesp:`) shows up
+  /// first as a missing key or a broken rule, so any other mistake is
+  /// reported only when the document has no unknown key.
   void read_root(Section& root) {
-    frames_.push_back(Frame{doc_.root, "", {}, {}});
-    root.visit(*this);
-    finish_frame();
-    frames_.pop_back();
+    try {
+      visit_root(root);
+    } catch (const KeyError&) {
+      throw;
+    } catch (const ConfigError&) {
+      scan_for_unknown_keys(root);
+      throw;
+    }
   }
 
-  bool reading() const override { return true; }
+  bool reading() const override { return !scanning_; }
+  bool describing() const override { return scanning_; }
 
   [[noreturn]] void fail(std::string_view key, std::string_view message) override {
     const Frame& f = frames_.back();
@@ -403,17 +417,14 @@ class Reader final : public Visitor {
     const YAML::Node found = get(parent.node, k);
     const std::string path = join_key(parent.path, key);
     const bool absent = !found.IsDefined() || found.IsNull();
+    if (scanning_ && (absent || !found.IsMap())) return;
     if (absent && spec.is_required && !found.IsDefined()) fail(key, "missing required section");
     if (!absent && !found.IsMap()) {
       fail(key, "expected a section (a mapping of keys), got " + node_kind(found));
     }
     // Absent: defaults stay, but required keys inside still get reported.
     // (A missing key's node cannot be reassigned in yaml-cpp, hence the copy.)
-    const YAML::Node n = absent ? YAML::Node(YAML::NodeType::Map) : found;
-    frames_.push_back(Frame{n, path, {}, {}});
-    value.visit(*this);
-    finish_frame();
-    frames_.pop_back();
+    visit_frame(absent ? YAML::Node(YAML::NodeType::Map) : found, path, value);
   }
 
  protected:
@@ -422,6 +433,11 @@ class Reader final : public Visitor {
     const std::string k(key);
     parent.known.insert(k);
     const YAML::Node n = get(parent.node, k);
+    if (scanning_) {
+      if (!n.IsDefined() || !n.IsSequence()) return std::nullopt;  // an absent key's node is invalid in yaml-cpp
+      lists_.push_back(ListFrame{n, join_key(parent.path, key)});
+      return n.size();
+    }
     if (!n.IsDefined() || n.IsNull()) {
       if (spec.is_required) fail(key, "missing required list");
       return std::nullopt;
@@ -435,17 +451,20 @@ class Reader final : public Visitor {
     return n.size();
   }
   void list_item(size_t index, Section& item) override {
-    const ListFrame& l = lists_.back();
+    const ListFrame l = lists_.back();  // a copy: nested lists may grow lists_
+    if (scanning_) {  // `item` is a prototype (describing()): check every item's keys against it
+      for (size_t i = 0; i < l.node.size(); ++i) {
+        if (l.node[i].IsMap()) visit_frame(l.node[i], l.path + "[" + std::to_string(i) + "]", item);
+      }
+      return;
+    }
     YAML::Node n = l.node[index];
     const std::string path = l.path + "[" + std::to_string(index) + "]";
     if (!n.IsMap()) {
       throw ConfigError(doc_.where(path, n.Mark()) + ": " + path +
                         ": expected a section (a mapping of keys), got " + node_kind(n));
     }
-    frames_.push_back(Frame{n, path, {}, {}});
-    item.visit(*this);
-    finish_frame();
-    frames_.pop_back();
+    visit_frame(n, path, item);
   }
   void end_list() override { lists_.pop_back(); }
 
@@ -461,11 +480,32 @@ class Reader final : public Visitor {
     std::string path;
   };
 
+  void visit_root(Section& root) { visit_frame(doc_.root, "", root); }
+
+  void visit_frame(const YAML::Node& node, const std::string& path, Section& value) {
+    frames_.push_back(Frame{node, path, {}, {}});
+    value.visit(*this);
+    finish_frame();
+    frames_.pop_back();
+  }
+
+  /// Visits the document again only to collect the keys each struct asks
+  /// for (values, required keys and rules are ignored); throws KeyError at
+  /// the first unknown key.
+  void scan_for_unknown_keys(Section& root) {
+    frames_.clear();
+    lists_.clear();
+    scanning_ = true;
+    visit_root(root);
+    scanning_ = false;
+  }
+
   /// The scalar text for `key` after ${ENV} expansion, or nullopt when absent.
   std::optional<std::string> scalar(std::string_view key, const Spec& spec, const char* expected) {
     Frame& f = frames_.back();
     const std::string k(key);
     f.known.insert(k);
+    if (scanning_) return std::nullopt;
     const YAML::Node n = get(f.node, k);
     if (!n.IsDefined()) {
       if (spec.is_required) fail(key, "missing required key");
@@ -512,6 +552,7 @@ class Reader final : public Visitor {
     Frame& f = frames_.back();
     const std::string k(key);
     f.known.insert(k);
+    if (scanning_) return;
     const YAML::Node n = get(f.node, k);
     if (!n.IsDefined()) {
       if (spec.is_required) fail(key, "missing required key");
@@ -546,7 +587,7 @@ class Reader final : public Visitor {
       const std::string name = k.IsScalar() ? k.Scalar() : std::string("<non-scalar key>");
       const std::string path = join_key(f.path, name);
       if (!present.insert(name).second) {
-        throw ConfigError(doc_.where(path, k.Mark()) + ": " + path + ": duplicate key");
+        throw KeyError(doc_.where(path, k.Mark()) + ": " + path + ": duplicate key");
       }
       if (f.known.count(name)) continue;
       std::string msg = doc_.where(path, k.Mark()) + ": " + path + ": unknown key";
@@ -556,18 +597,20 @@ class Reader final : public Visitor {
       } else if (!known.empty()) {
         msg += "; allowed here: " + strings::join(known, ", ");
       }
-      throw ConfigError(msg);
+      throw KeyError(msg);
     }
   }
 
+  /// Only a `data_root:` key sets the data root (the shipped configs write
+  /// `data_root: ${KMIDI_DATA_ROOT:-...}`); without one, data paths resolve
+  /// against the config's folder like every other path, so a config that
+  /// names files beside it is never redirected by the environment.
   void compute_data_root() {
     const YAML::Node n = get(doc_.root, "data_root");
     if (n.IsDefined() && n.IsScalar() && !n.Scalar().empty()) {
       const std::string text = expand_env(n.Scalar(), doc_.where("data_root", n.Mark()));
       const bool from_cli = doc_.override_for("data_root") != nullptr;
       data_root_ = absolute_from(text, from_cli ? fs::current_path().string() : doc_.base_dir);
-    } else if (const char* env = std::getenv("KMIDI_DATA_ROOT"); env && *env) {
-      data_root_ = absolute_from(env, fs::current_path().string());
     }
   }
 
@@ -591,6 +634,7 @@ class Reader final : public Visitor {
   std::vector<Frame> frames_;
   std::vector<ListFrame> lists_;
   std::string data_root_;
+  bool scanning_ = false;  ///< in scan_for_unknown_keys()
 };
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,16 @@
 // Reading rejects unknown keys (with a "did you mean" hint), wrong types,
 // out-of-range values and missing required keys; every message starts with
 // "FILE:LINE:COL: key.path:" or names the command-line override it came from.
+// An unknown key is reported before any other mistake in the document (a
+// misspelt `max_stesp:` would otherwise surface as a rule about max_steps).
+//
+// Relative paths: a data path (Spec::data_path: a corpus folder, a manifest,
+// a data set's CSV) resolves against the document's top-level `data_root:`
+// when it has one (the shipped configs write
+// `data_root: ${KMIDI_DATA_ROOT:-../../shared/data}`); every other path, and
+// every data path of a document without data_root, resolves against the
+// folder of the file that names it (another config, prepared shards, outputs);
+// a command-line override's path resolves against the working directory.
 
 #include <cstdint>
 #include <initializer_list>
@@ -37,8 +47,9 @@ class ConfigError : public UsageError {
 };
 
 /// A filesystem path from a config. Relative paths are resolved when read:
-/// against the config file's folder, against `data_root` for data paths
-/// (Spec::data_path), or against the working directory for command-line overrides.
+/// against the config file's folder, against the document's `data_root` for
+/// data paths (Spec::data_path), or against the working directory for
+/// command-line overrides.
 struct Path {
   std::string value;
   Path() = default;
@@ -56,7 +67,7 @@ struct Spec {
   bool min_exclusive = false, max_exclusive = false;
   std::vector<std::string> choices;  // strings only
   std::optional<size_t> exact_size;  // lists only
-  bool resolve_against_data_root = false;  // paths only
+  bool resolve_against_data_root = false;  // paths only: a data set's file or folder, never a config
 
   Spec() = default;
   explicit Spec(std::string h) : help(std::move(h)) {}

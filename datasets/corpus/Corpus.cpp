@@ -379,6 +379,28 @@ Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
   return corpus;
 }
 
+std::string emptiness(const Corpus& corpus, const CorpusConfig& config) {
+  auto patterns = [](const std::vector<std::string>& list) { return "[" + strings::join(list, ", ") + "]"; };
+  if (corpus.entries.empty()) {
+    if (!config.manifest.path.empty()) return config.manifest.path.str() + ": the manifest lists no MIDI files";
+    std::string text = corpus.root + ": no MIDI files: nothing under this folder matches corpus.include " +
+                       patterns(config.include);
+    if (!config.exclude.empty()) text += " (corpus.exclude " + patterns(config.exclude) + ")";
+    return text;
+  }
+  std::map<std::string, int64_t> per_split;
+  for (const CorpusEntry& e : corpus.entries) ++per_split[e.split];
+  std::vector<std::string> empty, counts;
+  for (const std::string& name : corpus.split_names) {
+    if (per_split[name] == 0) empty.push_back("'" + name + "'");
+    counts.push_back(name + " " + std::to_string(per_split[name]));
+  }
+  if (empty.empty()) return "";
+  return corpus.root + ": split " + strings::join(empty, ", ") + " gets no file (" + std::to_string(corpus.entries.size()) +
+         " files: " + strings::join(counts, ", ") +
+         "); every split in split.names needs files: add files, or change split.names and split.ratios";
+}
+
 void require_no_problems(const Corpus& corpus) {
   if (corpus.problems.empty()) return;
   std::string text;

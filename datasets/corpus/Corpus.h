@@ -110,6 +110,11 @@ Corpus load_corpus(const CorpusConfig& corpus, const SplitConfig& split);
 /// manifest, labels or splits are wrong.
 void require_no_problems(const Corpus& corpus);
 
+/// Why the corpus is too empty to prepare, or "" when it is not: no file at
+/// all (naming corpus.root and the include and exclude patterns, or the
+/// manifest), else the split names that get no file (with the count per split).
+std::string emptiness(const Corpus& corpus, const CorpusConfig& config);
+
 /// The split of a song under split.method hash.
 std::string hash_split(const std::string& song_id, const SplitConfig& split);
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -16,6 +17,7 @@
 #include "core/Files.h"
 #include "core/Hash.h"
 #include "core/Progress.h"
+#include "core/Strings.h"
 #include "datasets/corpus/detail/OrderedPool.h"
 #include "datasets/midi/MidiReader.h"
 #include "datasets/shards/ShardWriter.h"
@@ -64,6 +66,24 @@ struct Processed {
   int64_t repairs = 0;
   std::string first_warning;
 };
+
+/// Throws DataError naming each split that every one of its files left
+/// (failed, too short or duplicates), before anything is committed.
+void require_items_in_every_split(const PrepareReport& report) {
+  std::vector<std::string> reasons;
+  for (const SplitSummary& s : report.splits) {
+    if (s.items > 0) continue;
+    auto count = [&](const std::vector<LeftOutFile>& files) {
+      return std::count_if(files.begin(), files.end(), [&](const LeftOutFile& f) { return f.split == s.name; });
+    };
+    reasons.push_back("split '" + s.name + "' has no items: its files were all left out (" +
+                      std::to_string(count(report.failed)) + " failed, " + std::to_string(count(report.too_short)) +
+                      " too short, " + std::to_string(count(report.duplicates)) + " duplicates)");
+  }
+  if (reasons.empty()) return;
+  throw DataError(report.output_dir + ": " + strings::join(reasons, "; ") +
+                  "; nothing was written (the log lists the files left out)");
+}
 
 Json left_out_json(const std::vector<LeftOutFile>& files) {
   Json list = Json::array();
@@ -120,6 +140,7 @@ PrepareReport run_prepare(const PrepareConfig& config) {
   const auto start = std::chrono::steady_clock::now();
   const Corpus corpus = load_corpus(config.corpus, config.split);
   require_no_problems(corpus);
+  if (const std::string empty = emptiness(corpus, config.corpus); !empty.empty()) throw DataError(empty);
   const tokenizer::Tokenizer tok(config.tokenizer);
   const std::string out_dir = config.output.dir.str();
   files::ensure_dir(out_dir);
@@ -275,6 +296,7 @@ PrepareReport run_prepare(const PrepareConfig& config) {
         }
       });
   progress.finish();
+  require_items_in_every_split(report);
 
   // Commit: shards first, then the tokenizer they name, then the report.
   for (auto& [name, writer] : writers) writer->commit();

@@ -44,7 +44,8 @@ void ValidateThresholds::visit(config::Visitor& v) {
 
 void PrepareConfig::visit(config::Visitor& v) {
   using config::Spec;
-  v.field("data_root", data_root, Spec("folder that data paths resolve against (default: $KMIDI_DATA_ROOT, else the config's folder)"));
+  v.field("data_root", data_root, Spec("folder that data paths (corpus.root, manifests, split lists) resolve against; unset: the config's "
+                                         "folder. The shipped configs set ${KMIDI_DATA_ROOT:-../../shared/data}"));
   v.section("corpus", corpus, Spec().required());
   v.section("split", split);
   v.section("tokenizer", tokenizer);

@@ -47,7 +47,7 @@ struct ValidateThresholds : config::Section {
 };
 
 struct PrepareConfig : config::Section {
-  config::Path data_root;  ///< where data paths resolve (also KMIDI_DATA_ROOT)
+  config::Path data_root;  ///< where data paths resolve; unset: the config's folder
   CorpusConfig corpus;
   SplitConfig split;
   tokenizer::TokenizerConfig tokenizer;

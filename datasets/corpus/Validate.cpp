@@ -205,6 +205,15 @@ void apply_thresholds(const ValidateThresholds& t, ValidationReport& r) {
   limit("out-of-range token ids", r.out_of_range_tokens, t.max_out_of_range_tokens, "max_out_of_range_tokens");
 }
 
+/// Data that cannot train anything never passes, whatever the thresholds: an
+/// empty corpus, a split without files, a shard without items.
+void require_data(const Corpus& corpus, const CorpusConfig& config, ValidationReport& r) {
+  if (const std::string empty = emptiness(corpus, config); !empty.empty()) r.violations.push_back(empty);
+  for (const ShardCheck& s : r.shards) {
+    if (s.items == 0) r.violations.push_back("shard " + s.path + " (split " + s.split + ") holds no items");
+  }
+}
+
 }  // namespace
 
 Distribution Distribution::of(std::vector<double> v) {
@@ -337,6 +346,7 @@ ValidationReport run_validate(const PrepareConfig& config, const std::string& co
 
   check_shards(config, corpus, checked, report);
   apply_thresholds(config.validate, report);
+  require_data(corpus, config.corpus, report);
   return report;
 }
 

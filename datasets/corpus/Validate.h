@@ -65,7 +65,9 @@ struct ValidationReport {
   std::vector<ShardCheck> shards;
   std::vector<FileIssue> shard_problems;
   int64_t out_of_range_tokens = 0;
-  std::vector<std::string> violations;  ///< thresholds exceeded, e.g. "parse failures: 3 > max_parse_failures 0"
+  /// Thresholds exceeded, e.g. "parse failures: 3 > max_parse_failures 0", and
+  /// data that can never pass: no file, a split without files, a shard without items.
+  std::vector<std::string> violations;
 
   bool passed() const { return violations.empty(); }
   std::string to_json() const;

@@ -75,7 +75,7 @@ void CacheOutputConfig::visit(config::Visitor& v) {
 void SpectocloudPrepareConfig::visit(config::Visitor& v) {
   using config::Spec;
   v.field("kind", kind, Spec("spectocloud: audio excerpts with target clouds (absent: a MIDI token corpus)").one_of({"spectocloud"}));
-  v.field("data_root", data_root, Spec("folder that data paths resolve against (default: $KMIDI_DATA_ROOT, else the config's folder)"));
+  v.field("data_root", data_root, Spec("folder that data paths resolve against; unset: the config's folder"));
   v.list("sources", sources, Spec("audio and MIDI sources").required());
   v.section("excerpt", excerpt);
   v.section("mel", mel);

@@ -139,6 +139,25 @@ TEST(Config, MissingRequired) {
             std::string::npos);
 }
 
+// A misspelt key first shows up as a missing key, a broken rule or a
+// range error elsewhere; the unknown key is the one to report, with its line.
+TEST(Config, UnknownKeysAreReportedBeforeEveryOtherMistake) {
+  // The rule steps >= batch fails because `stpes` was not read as steps.
+  EXPECT_EQ(error_of("corpus: x\nbatch: 20\nstpes: 100\n"),
+            "cfg.yaml:3:1: stpes: unknown key (did you mean 'steps'?)");
+  // A misspelt required key.
+  EXPECT_EQ(error_of("corpsu: songs\n"), "cfg.yaml:1:1: corpsu: unknown key (did you mean 'corpus'?)");
+  // A misspelt required key inside a list item.
+  EXPECT_EQ(error_of("corpus: x\nheads:\n  - {name: a}\n  - {nmae: b}\n"),
+            "cfg.yaml:4:6: heads[1].nmae: unknown key (did you mean 'heads[1].name'?)");
+  // An unknown key in a later part of the document beats an earlier range error.
+  EXPECT_EQ(error_of("corpus: x\noptim: {lr: -1}\ntgas: [a]\n"),
+            "cfg.yaml:3:1: tgas: unknown key (did you mean 'tags'?)");
+  // Without an unknown key, the first mistake is reported as before.
+  EXPECT_NE(error_of("corpus: x\nbatch: 20\n").find("steps: must be at least batch"), std::string::npos);
+  EXPECT_NE(error_of("corpus: x\noptim: {lr: -1}\ntags: [a]\n").find("optim.lr: must be > 0, got -1"), std::string::npos);
+}
+
 TEST(Config, DuplicateKeysAreErrors) {
   EXPECT_NE(error_of("corpus: x\nsteps: 5\nsteps: 6\n").find("cfg.yaml:3:1: steps: duplicate key"),
             std::string::npos);
@@ -184,6 +203,26 @@ TEST(Config, DataPathsResolveAgainstDataRoot) {
   EXPECT_EQ(r.corpus.str(), "/data/pop909");
   EXPECT_EQ(r.out.str(), "/base/runs");  // not a data path: config folder
   EXPECT_EQ(r.data_root.str(), "/data");
+}
+
+// KMIDI_DATA_ROOT acts only through a config's `data_root: ${KMIDI_DATA_ROOT...}`:
+// a config without data_root keeps its data beside it (the repo's sample).
+TEST(Config, DataRootComesOnlyFromTheDocument) {
+  const char* saved = std::getenv("KMIDI_DATA_ROOT");
+  const std::string restore = saved ? saved : "";
+  ::setenv("KMIDI_DATA_ROOT", "/elsewhere", 1);
+  Root plain;
+  load("corpus: ../data/pop909-sample\n").read_into(plain);
+  EXPECT_EQ(plain.corpus.str(), "/data/pop909-sample");
+  Root shared;
+  load("data_root: ${KMIDI_DATA_ROOT:-../shared}\ncorpus: pop909\nout: runs\n").read_into(shared);
+  EXPECT_EQ(shared.corpus.str(), "/elsewhere/pop909");
+  EXPECT_EQ(shared.out.str(), "/base/runs");  // not a data path
+  ::unsetenv("KMIDI_DATA_ROOT");
+  Root fallback;
+  load("data_root: ${KMIDI_DATA_ROOT:-../shared}\ncorpus: pop909\n").read_into(fallback);
+  EXPECT_EQ(fallback.corpus.str(), "/shared/pop909");
+  if (saved) ::setenv("KMIDI_DATA_ROOT", restore.c_str(), 1);
 }
 
 TEST(Config, EnvironmentExpansion) {

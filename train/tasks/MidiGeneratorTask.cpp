@@ -27,10 +27,10 @@ namespace fs = std::filesystem;
 using config::Spec;
 
 void GeneratorDataConfig::visit(config::Visitor& v) {
+  // Another config and kmidi's own output: relative to this file, never to data_root.
   v.field("prepare", prepare,
-          Spec("kmidi prepare config whose output.dir holds the shards; prepared on first use when missing")
-              .data_path());
-  v.field("dir", dir, Spec("prepared shards (<split>.h5 + tokenizer.json); default: prepare's output.dir").data_path());
+          Spec("kmidi prepare config whose output.dir holds the shards; prepared on first use when missing"));
+  v.field("dir", dir, Spec("prepared shards (<split>.h5 + tokenizer.json); default: prepare's output.dir"));
   v.field("max_length", max_length, Spec("tokens per training row; inference takes any length").min(2));
   v.field("windowing", windowing,
           Spec("training windows of long pieces: a random crop per epoch, or fixed windows")

@@ -154,7 +154,7 @@ TEST(Validate, CommandExitsFourWritesOnlyItsReportAndRespectsThresholds) {
 TEST(Validate, ChecksPreparedShards) {
   const fs::path dir = fs::path(test::scratch_dir("shards"));
   std::ofstream(dir / "cfg.yaml") << "corpus:\n  root: " << KMIDI_SOURCE_DIR << "/data/pop909-sample\n"
-                                  << "  include: ['00*.mid']\n"
+                                  << "  include: ['00*.mid', '01*.mid']\n"  // every split gets files
                                   << "tokenizer: {time_signatures: false, program_mode: none}\n"
                                   << "output: {dir: out}\n";
   const std::string cfg = (dir / "cfg.yaml").string();
@@ -199,7 +199,7 @@ TEST(Validate, ChecksPreparedShards) {
   r = run_validate(config, cfg);
   int stale_items = 0;
   for (const FileIssue& p : r.shard_problems) stale_items += p.reason.find("is not in the corpus (stale shard") != std::string::npos;
-  EXPECT_EQ(stale_items, 7);  // 003..009 are in the shards but not in the corpus
+  EXPECT_EQ(stale_items, 17);  // 003..019 are in the shards but not in the corpus
 }
 
 }  // namespace
