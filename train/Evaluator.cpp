@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -11,6 +12,7 @@
 #include "train/DataLoader.h"
 #include "train/Distributed.h"
 #include "train/Sampler.h"
+#include "train/TrainConfig.h"
 
 namespace kmidi::train {
 namespace {
@@ -65,6 +67,23 @@ void PredictionWriter::write(const data::Batch& batch, const data::NamedTensors&
 
 void PredictionWriter::finish() { impl_->file.commit(); }
 
+EvaluationSettings evaluation_settings(const TrainConfig& config, int world_size, Precision precision) {
+  const int64_t accumulation = std::max<int64_t>(1, config.grad_accumulation);
+  const int64_t ranks = std::max(1, world_size);
+  EvaluationSettings settings;
+  settings.batch_size = config.eval_batch_size > 0 ? config.eval_batch_size
+                                                   : std::max<int64_t>(1, config.batch_size / (ranks * accumulation));
+  if (config.eval_max_batches > 0) {
+    // Counted in one process's batches, so that every world size reads the same items.
+    const int64_t one_process_batch =
+        config.eval_batch_size > 0 ? config.eval_batch_size : std::max<int64_t>(1, config.batch_size / accumulation);
+    settings.max_items = config.eval_max_batches * one_process_batch;
+  }
+  settings.prefetch = config.prefetch;
+  settings.precision = precision;
+  return settings;
+}
+
 EvaluationResult evaluate_split(Task& task, Split split, DistributedContext& context,
                                 const EvaluationSettings& settings, PredictionWriter* predictions) {
   const auto start = std::chrono::steady_clock::now();
@@ -74,16 +93,17 @@ EvaluationResult evaluate_split(Task& task, Split split, DistributedContext& con
   result.split = split;
   result.labelled = dataset->has_targets();
 
-  if (result.labelled && static_cast<int64_t>(dataset->size()) < context.world_size()) {
+  const auto size = static_cast<int64_t>(dataset->size());
+  const int64_t evaluated = settings.max_items > 0 ? std::min(size, settings.max_items) : size;
+  if (result.labelled && evaluated < context.world_size()) {
     // Every rank must contribute the same sums to the all-reduce below.
-    throw UsageError(std::string("the ") + split_name(split) + " split has " + std::to_string(dataset->size()) +
-                     " items, fewer than the " + std::to_string(context.world_size()) + " ranks evaluating it");
+    throw UsageError(std::string("the ") + split_name(split) + " split has " + std::to_string(size) + " items" +
+                     (evaluated < size ? " of which " + std::to_string(evaluated) + " are evaluated" : std::string()) +
+                     ", fewer than the " + std::to_string(context.world_size()) + " ranks evaluating it" +
+                     (evaluated < size ? "; raise train.eval_max_batches" : ""));
   }
-  auto batches = evaluation_batches(static_cast<int64_t>(dataset->size()), settings.batch_size, context.rank(),
-                                    context.world_size());
-  if (settings.max_batches > 0 && static_cast<int64_t>(batches.size()) > settings.max_batches) {
-    batches.resize(static_cast<size_t>(settings.max_batches));
-  }
+  // The first `evaluated` items, shared among the ranks: the same set whatever the world size.
+  auto batches = evaluation_batches(evaluated, settings.batch_size, context.rank(), context.world_size());
   torch::nn::Module& model = task.model();
   const bool was_training = model.is_training();
   model.eval();
@@ -101,6 +121,7 @@ EvaluationResult evaluate_split(Task& task, Split split, DistributedContext& con
             with_autocast(settings.precision, context.device(), [&] { return task.forward(b, /*training=*/false); });
         units += b.units;
         auto add = [&](const std::string& name, const at::Tensor& value) {
+          require_full_precision_sum(name, value.scalar_type());
           at::Tensor v = value.detach().to(at::kDouble);
           auto it = sums.find(name);
           if (it == sums.end()) sums.emplace(name, v.clone());

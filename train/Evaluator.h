@@ -12,13 +12,26 @@
 namespace kmidi::train {
 
 class DistributedContext;
+struct TrainConfig;
 
 struct EvaluationSettings {
   int64_t batch_size = 32;   ///< items per batch and rank
-  int64_t max_batches = 0;   ///< per rank; 0: the whole split
+  /// Evaluate only the split's first max_items items, shared among the ranks,
+  /// so that the evaluated set does not depend on the number of processes;
+  /// 0: the whole split.
+  int64_t max_items = 0;
   bool prefetch = true;
   Precision precision = Precision::kFp32;
 };
+
+/// The one rule for train.eval_batch_size and train.eval_max_batches, used by
+/// the trainer's validation and by `kmidi evaluate` (TrainConfig.h documents
+/// it): batches of eval_batch_size items per rank, else of the training
+/// micro-batch batch_size / (world_size x grad_accumulation) (at least 1); with
+/// eval_max_batches M > 0, only the split's first M x E items, E being one
+/// process's batch (eval_batch_size, else batch_size / grad_accumulation),
+/// whatever the number of ranks.
+EvaluationSettings evaluation_settings(const TrainConfig& config, int world_size, Precision precision);
 
 struct EvaluationResult {
   Split split = Split::kValidation;

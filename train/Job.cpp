@@ -194,14 +194,12 @@ EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, con
   std::unique_ptr<PredictionWriter> writer;
   if (!predictions.empty()) writer = std::make_unique<PredictionWriter>(predictions);
 
-  EvaluationSettings settings;
-  settings.batch_size = job.train.eval_batch_size > 0
-                            ? job.train.eval_batch_size
-                            : std::max<int64_t>(1, job.train.batch_size / job.train.grad_accumulation);
-  settings.prefetch = job.train.prefetch;
-  settings.precision = resolve_precision(job.train.precision, rt.context->device());
-  spdlog::info("evaluating {} ({} items) with {} (step {}{})", split_name(split), dataset->size(), options.checkpoint,
-               outcome.checkpoint_step, outcome.used_ema ? ", EMA weights" : "");
+  EvaluationSettings settings = evaluation_settings(job.train, rt.context->world_size(),
+                                                    resolve_precision(job.train.precision, rt.context->device()));
+  settings.max_items = 0;  // train.eval_max_batches bounds validation during training; this reads the whole split
+  spdlog::info("evaluating {} ({} items, batches of {} per rank) with {} (step {}{})", split_name(split),
+               dataset->size(), settings.batch_size, options.checkpoint, outcome.checkpoint_step,
+               outcome.used_ema ? ", EMA weights" : "");
   outcome.result = evaluate_split(*task, split, *rt.context, settings, writer.get());
   if (writer) {
     writer->finish();

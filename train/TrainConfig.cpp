@@ -59,7 +59,8 @@ void TrainConfig::visit(config::Visitor& v) {
   v.field("log_every", log_every, config::Spec("steps between training metric rows").positive());
   v.field("eval_every", eval_every, config::Spec("steps between validations; 0 validates at the end only").non_negative());
   v.field("eval_max_batches", eval_max_batches,
-          config::Spec("evaluation batches per rank; 0 evaluates the whole split").non_negative());
+          config::Spec("validate on the first N one-process evaluation batches of items, whatever the number of "
+                       "ranks; 0 evaluates the whole split").non_negative());
   v.field("checkpoint_every", checkpoint_every,
           config::Spec("steps between checkpoints; 0 saves at the end and on interrupt only").non_negative());
   v.field("keep_last_k", keep_last_k, config::Spec("newest step checkpoints to keep besides best.ckpt").min(1));

@@ -62,7 +62,10 @@ struct TrainConfig : config::Section {
   /// so the result does not depend on how many processes run the job.
   int64_t batch_size = 32;
   int64_t grad_accumulation = 1;  ///< micro-steps per optimizer step
-  int64_t eval_batch_size = 0;    ///< items per evaluation batch and rank; 0: the micro-batch size
+  /// Items per evaluation batch and rank; 0: the micro-batch size,
+  /// batch_size / (world_size x grad_accumulation). One rule for validation
+  /// and `kmidi evaluate` (train/Evaluator.h, evaluation_settings).
+  int64_t eval_batch_size = 0;
   bool shuffle = true;            ///< reshuffle the training items every epoch
   /// Drop the last incomplete batch of an epoch; otherwise it is completed by
   /// wrapping around to the start of the epoch's order.
@@ -75,7 +78,11 @@ struct TrainConfig : config::Section {
   std::string precision = "auto"; ///< auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
   int64_t log_every = 10;         ///< steps between metric rows
   int64_t eval_every = 0;         ///< steps between validations; 0: at the end only
-  int64_t eval_max_batches = 0;   ///< per rank; 0: the whole split
+  /// Validate on the split's first eval_max_batches x E items only, E being
+  /// one process's evaluation batch (eval_batch_size, else batch_size /
+  /// grad_accumulation): the same items whatever the number of ranks, shared
+  /// among them. 0: the whole split. `kmidi evaluate` always reads it whole.
+  int64_t eval_max_batches = 0;
   int64_t checkpoint_every = 0;   ///< steps between checkpoints; 0: at the end (and on interrupt) only
   int64_t keep_last_k = 3;        ///< newest step checkpoints kept, besides best.ckpt
   std::string nonfinite = "stop"; ///< stop | skip_step when the loss or gradients are not finite

@@ -647,11 +647,7 @@ std::string Trainer::nonfinite_report(double loss, double grad_norm, int64_t glo
 }
 
 EvaluationResult Trainer::evaluate(Split split) {
-  EvaluationSettings settings;
-  settings.batch_size = config_.eval_batch_size > 0 ? config_.eval_batch_size : sampler_->micro_batch_size();
-  settings.max_batches = config_.eval_max_batches;
-  settings.prefetch = config_.prefetch;
-  settings.precision = precision_;
+  const EvaluationSettings settings = evaluation_settings(config_, context_->world_size(), precision_);
   std::optional<Ema::Scope> averaged;
   if (ema_) averaged.emplace(*ema_);
   return evaluate_split(task_, split, *context_, settings);
