@@ -569,8 +569,9 @@ Value ModelBuilder::attention(const Value& q, const Value& k, const Value& v, co
   auto s = scope(name);
   Value scores = mul(matmul(q, transpose(k, {0, 1, 3, 2}), "scores"), scalar_float32(options.scale));  // [B, H, T, S]
   // A finite fill, not -inf: a row whose keys are all masked stays free of NaN.
-  const Value masked = scalar_float32(std::numeric_limits<float>::lowest());
-  if (!options.allowed.empty()) scores = where(options.allowed, scores, masked, "allowed");
+  // Made only when a mask uses it: an unread constant would be an unused initializer.
+  const auto masked = [this] { return scalar_float32(std::numeric_limits<float>::lowest()); };
+  if (!options.allowed.empty()) scores = where(options.allowed, scores, masked(), "allowed");
   if (options.causal) {
     // keep[i][j] = j <= i + (S - T): a lower triangle of ones [T, S] shifted by S - T (Trilu, opset 14).
     const Value t = shape_of(q, 2, 3, "queries");
@@ -579,12 +580,25 @@ Value ModelBuilder::attention(const Value& q, const Value& k, const Value& v, co
                             {Attr::tensor("value", TensorData::float32({1}, {1.0f}))});
     const Value offset = squeeze(sub(s_len, t), {0});
     const Value keep = cast(node("Trilu", {ones, offset}, {{"upper", 0}}, "causal"), DType::kBool);
-    scores = where(keep, scores, masked, "causal");
+    scores = where(keep, scores, masked(), "causal");
   }
   return matmul(softmax(scores, -1), v, "context");
 }
 
 // ---- result -------------------------------------------------------------------------
+
+void ModelBuilder::require_initializers_used() const {
+  std::unordered_set<std::string> used;
+  for (const auto& n : impl_->nodes) used.insert(n.inputs.begin(), n.inputs.end());
+  for (const auto& r : impl_->outputs) used.insert(r.name);
+  for (const auto& r : impl_->initializers) {
+    if (!used.count(r.name)) {
+      throw UsageError("ModelBuilder::build: initializer '" + r.name +
+                       "' is not used by any node or graph output; an emitter made a weight or constant it never "
+                       "read");
+    }
+  }
+}
 
 std::string ModelBuilder::build() const {
   if (impl_->outputs.empty()) throw UsageError("ModelBuilder::build: the graph has no output");
@@ -593,6 +607,7 @@ std::string ModelBuilder::build() const {
     for (const auto& kv : impl_->metadata) found = found || kv.first == key;
     if (!found) throw UsageError(std::string("ModelBuilder::build: metadata '") + key + "' is required");
   }
+  require_initializers_used();
   ::onnx::ModelProto model;
   model.set_ir_version(detail::kIrVersion);
   auto* opset = model.add_opset_import();

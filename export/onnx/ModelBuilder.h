@@ -260,8 +260,9 @@ class ModelBuilder {
 
   // ---- result ------------------------------------------------------------
 
-  /// The serialized ModelProto. Throws UsageError when the graph has no output
-  /// or lacks the required metadata (kmidi.format_version, kmidi.model_family).
+  /// The serialized ModelProto. Throws UsageError when the graph has no output,
+  /// lacks the required metadata (kmidi.format_version, kmidi.model_family) or
+  /// has an initializer (weight or constant) that no node or output reads.
   /// Run check_model() on the result before trusting it.
   std::string build() const;
 
@@ -271,6 +272,7 @@ class ModelBuilder {
   std::string unique_node_name(const std::string& op_type, const std::string& local);
   std::string unique_value_name(const std::string& wanted);
   std::string resolve(const Value& v, const std::string& node_name) const;
+  void require_initializers_used() const;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -47,6 +47,22 @@ std::string one_line(const std::string& text) {
   throw CheckFailed(origin + ": " + one_line(what));
 }
 
+/// An initializer no node reads and no graph output names: onnxruntime warns
+/// about it on every load, and it is a sign that the emitter lost a weight.
+void check_initializers_used(const ::onnx::GraphProto& graph, const std::string& origin) {
+  std::unordered_set<std::string> used;
+  for (const auto& node : graph.node()) {
+    for (const auto& in : node.input()) used.insert(in);
+  }
+  for (const auto& out : graph.output()) used.insert(out.name());
+  for (const auto& t : graph.initializer()) {
+    if (!used.count(t.name())) {
+      fail(origin, "initializer '" + t.name() + "' is not used by any node or graph output; expected every "
+                   "initializer to be read (remove it from the emitter)");
+    }
+  }
+}
+
 void check_conventions(const ::onnx::ModelProto& model, const std::string& origin) {
   if (model.ir_version() != detail::kIrVersion) {
     fail(origin, "IR version " + std::to_string(model.ir_version()) + "; expected " +
@@ -84,6 +100,7 @@ void check_conventions(const ::onnx::ModelProto& model, const std::string& origi
       fail(origin, "node name '" + node.name() + "' is used twice");
     }
   }
+  check_initializers_used(graph, origin);
 }
 
 ValueSpec to_spec(const ::onnx::ValueInfoProto& v, const std::string& origin) {

@@ -24,7 +24,8 @@ namespace kmidi::onnx {
 ///  3. kmidi's conventions: IR version 8, ai.onnx opset 17 and no other domain,
 ///     metadata keys in the "kmidi." namespace with kmidi.format_version and
 ///     kmidi.model_family present, every graph input and output with a tensor
-///     type and a shape, every node with a unique non-empty name.
+///     type and a shape, every node with a unique non-empty name, every
+///     initializer read by a node or named as a graph output.
 /// `origin` names the model in messages (a path or "generator graph").
 /// Throws DataError when `bytes` is not a serialized ModelProto.
 void check_model(std::string_view bytes, const std::string& origin = "ONNX model");

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <unordered_set>
 
 #include "core/Errors.h"
 #include "export/onnx/Metadata.h"
@@ -290,6 +291,37 @@ TEST(OnnxBuilder, AttentionBlockWithSymbolicAxesPassesShapeInference) {
   EXPECT_NE(find_node(m, "attn.attention/Trilu_causal"), nullptr);
   EXPECT_NE(find_node(m, "attn.attention/Softmax"), nullptr);
   EXPECT_NE(find_initializer(m, "attn.q_proj.weight"), nullptr);
+}
+
+// Non-causal attention without a mask (the groove and spectocloud decoders)
+// used to leave its mask fill constant unread: onnxruntime warned about it on
+// every load.
+TEST(OnnxBuilder, AttentionWithoutMaskLeavesNoUnusedInitializer) {
+  ModelBuilder b;
+  required_metadata(b);
+  const Value x = b.input("x", DType::kFloat32, {"batch", 2, "sequence", 3});
+  AttentionOptions options;
+  options.scale = 0.5f;
+  b.output(b.attention(x, x, x, options), "context", DType::kFloat32, {"batch", 2, "sequence", 3});
+  const ::onnx::ModelProto m = parse(b.build());
+  std::unordered_set<std::string> read;
+  for (const auto& n : m.graph().node()) read.insert(n.input().begin(), n.input().end());
+  for (const auto& t : m.graph().initializer()) EXPECT_TRUE(read.count(t.name())) << t.name() << " is never read";
+  EXPECT_EQ(m.graph().initializer_size(), 1);  // the scale only
+}
+
+TEST(OnnxBuilder, BuildRefusesAnInitializerNothingReads) {
+  ModelBuilder b;
+  required_metadata(b);
+  const Value x = b.input("x", DType::kFloat32, {"batch", 2});
+  {
+    auto s = b.scope("head");
+    b.initializer("forgotten", TensorData::float32({2}, {1, 2}));
+  }
+  b.scalar_float32(3.0f);  // an anonymous constant, never read
+  b.output(b.relu(x), "y", DType::kFloat32, {"batch", 2});
+  EXPECT_NE(error_of([&] { b.build(); }).find("initializer 'head.forgotten' is not used by any node or graph output"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelBuilder.h"
 #include "export/onnx/ModelCheck.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::onnx {
 namespace {
@@ -146,6 +147,17 @@ TEST(OnnxCheck, KmidiConventions) {
   EXPECT_TRUE(contains(check_error(bytes_of(m)), "node 0 (Relu) has no name"));
 }
 
+TEST(OnnxCheck, RefusesAnUnusedInitializerByName) {
+  ::onnx::ModelProto m = proto_of(relu_model());
+  ::onnx::TensorProto* t = m.mutable_graph()->add_initializer();
+  t->set_name("const_12");
+  t->set_data_type(::onnx::TensorProto::FLOAT);
+  t->add_float_data(-3.4e38f);  // a 0-d tensor nothing reads, as the old attention emitted
+  const std::string error = check_error(bytes_of(m));
+  EXPECT_TRUE(contains(error, "model under test: initializer 'const_12' is not used by any node or graph output"))
+      << error;
+}
+
 TEST(OnnxCheck, GarbageIsADataError) {
   try {
     check_model("definitely not protobuf \xff\xff\xff", "junk.onnx");
@@ -158,12 +170,7 @@ TEST(OnnxCheck, GarbageIsADataError) {
 
 // ---- write_checked_model ------------------------------------------------------
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("kmidi_onnx_check_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("onnx_check_" + name); }
 
 size_t file_count(const fs::path& dir) {
   return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));

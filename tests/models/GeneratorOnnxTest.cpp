@@ -12,6 +12,7 @@
 #include "export/onnx/ModelCheck.h"
 #include "core/Files.h"
 #include "models/MidiGeneratorOnnx.h"
+#include "tests/support/OnnxProtoView.h"
 #include "tests/support/TestSupport.h"
 
 namespace kmidi::models {
@@ -36,6 +37,7 @@ std::string export_graph(MidiGenerator& model, bool incremental, const std::stri
   b.set_metadata(onnx::meta::kFormatVersion, onnx::meta::kCurrentFormatVersion);
   emit_midi_generator(b, *model, incremental);
   const std::string bytes = b.build();
+  EXPECT_EQ(test::unused_initializers(bytes), std::vector<std::string>{}) << path;
   onnx::check_model(bytes, path);
   files::write_atomic(path, bytes);
   return path;
