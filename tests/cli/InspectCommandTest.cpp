@@ -14,6 +14,7 @@
 #include "core/Files.h"
 #include "core/Strings.h"
 #include "datasets/midi/MidiReader.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::cli {
 namespace {
@@ -35,12 +36,7 @@ std::string quote(const std::string& text) {
   return q + "'";
 }
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("kmidi_cli_inspect_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("cli_inspect_" + name); }
 
 Result run(const std::string& args) {
   const fs::path err = scratch("stderr") / "err.txt";

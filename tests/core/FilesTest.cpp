@@ -9,18 +9,14 @@
 
 #include "core/Errors.h"
 #include "core/Hash.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::files {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("kmidi_files_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("files_" + name); }
 
 TEST(Files, AtomicWriteReplacesContent) {
   const fs::path dir = scratch("replace");

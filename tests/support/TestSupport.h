@@ -13,8 +13,24 @@ std::string shared_data(const std::string& relative);
 /// Absolute path under the repository.
 std::string source_path(const std::string& relative);
 
-/// A fresh, empty folder under the system temp dir, unique to this process.
-std::string scratch_dir(const std::string& name);
+/// How long a scratch folder lives.
+enum class ScratchLifetime {
+  /// Until the running gtest test ends: removed when it passed, kept (its path
+  /// printed) when it failed. Outside any test, as kProgram.
+  kTest,
+  /// Until the test program ends: removed when every test passed, else kept
+  /// and printed. For data prepared once and shared by the tests of a process.
+  kProgram,
+};
+
+/// The one way tests make folders: a fresh, empty <tmp>/kmidi_test_<pid>/<name>
+/// (an old one of that name is emptied). Every folder it made is removed or
+/// kept and printed as `lifetime` says; at exit a program whose tests passed
+/// fails when it leaves any kmidi folder of its own in the temp dir.
+std::string scratch_dir(const std::string& name, ScratchLifetime lifetime = ScratchLifetime::kTest);
+
+/// The folder under which scratch_dir() makes its folders (<tmp>/kmidi_test_<pid>).
+std::string scratch_root();
 
 /// Quotes one argument for /bin/sh.
 std::string shell_quote(const std::string& arg);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/Files.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::train {
 namespace {
@@ -16,8 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST(MetricsLog, WritesRowsAndDropsRepeatedStepsOnResume) {
-  const fs::path dir = fs::temp_directory_path() / ("kmidi_metrics_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = test::scratch_dir("metrics_log");
   const std::string path = (dir / "metrics.jsonl").string();
   {
     MetricsLog log(path, -1);

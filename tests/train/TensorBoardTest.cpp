@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "tests/train/EventFileReader.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::train {
 namespace {
@@ -29,8 +30,7 @@ TEST(TensorBoard, RecordFramingByteByByte) {
 }
 
 TEST(TensorBoard, WriterEventsDecodeWithProtobuf) {
-  const fs::path dir = fs::temp_directory_path() / ("kmidi_tb_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = fs::path(test::scratch_dir("tensorboard")) / "tb";
   std::string path;
   {
     TensorBoardWriter w(dir.string());

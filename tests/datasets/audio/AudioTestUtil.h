@@ -1,6 +1,6 @@
 #pragma once
 // Shared by the audio tests: the real clips of ../shared/data/librosa-audio
-// and a temporary folder removed after each test.
+// and a scratch folder per test.
 
 #include <unistd.h>
 
@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::audio::testing {
 
@@ -38,19 +40,11 @@ inline std::string clip_path(const std::string& file) {
 /// The shortest real clip (5.3 s solo trumpet), for tests that need just one.
 inline std::string trumpet_path() { return clip_path("sorohanro_-_solo-trumpet-06.hq.ogg"); }
 
-/// A fresh folder under the system temp folder, removed with its contents.
+/// A fresh test::scratch_dir() folder (removed when the test passes, kept when it fails).
 class TempDir {
  public:
-  explicit TempDir(const std::string& tag) {
-    path_ = std::filesystem::temp_directory_path() /
-            ("kmidi-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
+  explicit TempDir(const std::string& tag)
+      : path_(test::scratch_dir("audio-" + tag + "-" + std::to_string(counter()++))) {}
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   std::string file(const std::string& name) const { return (path_ / name).string(); }

@@ -11,6 +11,7 @@
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "tests/datasets/midi/SmfBytes.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::midi {
 namespace {
@@ -42,12 +43,7 @@ std::string expect_data_error(const std::function<void()>& f, const std::string&
   return "";
 }
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("kmidi_midi_reader_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("midi_reader_" + name); }
 
 // Tracks are written with 480 ticks per quarter: at 120 bpm a tick is 1/960 s.
 

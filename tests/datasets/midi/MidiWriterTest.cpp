@@ -14,6 +14,7 @@
 #include "core/Strings.h"
 #include "datasets/midi/MidiReader.h"
 #include "tests/datasets/midi/SmfBytes.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::midi {
 namespace {
@@ -23,12 +24,7 @@ namespace fs = std::filesystem;
 
 const std::string kData = KMIDI_SHARED_DATA;
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("kmidi_midi_writer_" + std::to_string(::getpid())) / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("midi_writer_" + name); }
 
 std::vector<std::string> all_midi_files() {
   std::vector<std::string> out;

@@ -17,28 +17,14 @@
 #include "datasets/shards/ShardReader.h"
 #include "datasets/shards/ShardWriter.h"
 #include "datasets/shards/detail/Hdf5.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::shards {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch_root() { return fs::temp_directory_path() / ("kmidi_shards_" + std::to_string(::getpid())); }
-
-/// Removes this process's scratch folder when the test binary exits normally.
-struct ScratchCleanup {
-  ~ScratchCleanup() {
-    std::error_code ec;
-    fs::remove_all(scratch_root(), ec);
-  }
-} cleanup;
-
-fs::path scratch(const std::string& name) {
-  fs::path p = scratch_root() / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("shards_" + name); }
 
 std::string sha_of(int i) {
   char buf[65];

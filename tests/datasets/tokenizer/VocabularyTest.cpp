@@ -12,6 +12,7 @@
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "datasets/tokenizer/Tokenizer.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::tokenizer {
 namespace {
@@ -120,8 +121,7 @@ TEST(Vocabulary, SameConfigSameIdsAndJsonRoundTrip) {
   EXPECT_EQ(a.to_json(), b.to_json());
   EXPECT_EQ(a.sha256(), b.sha256());
 
-  const fs::path dir = fs::temp_directory_path() / ("kmidi_vocab_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const fs::path dir = test::scratch_dir("vocab");
   const std::string path = (dir / "tokenizer.json").string();
   a.save(path);
   const Tokenizer loaded = Tokenizer::load(path);
