@@ -383,6 +383,13 @@ TEST(ClusterFiles, PyTorchJobManifestHasWhatTheOperatorAndKmidiNeed) {
     ASSERT_FALSE(command.empty());
     EXPECT_EQ(command[0], "torchrun");
     EXPECT_NE(std::find(command.begin(), command.end(), "--no_python"), command.end());
+    // Debian's torchrun 1.13 under Python 3.11 crashes without both.
+    for (const char* option : {"--redirects", "--tee"}) {
+      const auto at = std::find(command.begin(), command.end(), option);
+      ASSERT_NE(at, command.end()) << option;
+      ASSERT_NE(at + 1, command.end()) << option;
+      EXPECT_EQ(*(at + 1), "2") << option;
+    }
     EXPECT_TRUE(contains(command.back(), "kmidi")) << command.back();
     const auto args = container["args"].as<std::vector<std::string>>();
     ASSERT_FALSE(args.empty());
