@@ -33,6 +33,7 @@ void register_train(CLI::App& app) {
     }
     out["last_checkpoint"] = r.last_checkpoint;
     if (!r.best_checkpoint.empty()) out["best_checkpoint"] = r.best_checkpoint;
+    out["health"] = nlohmann::ordered_json::parse(train::health_json(r.health));
     std::printf("%s\n", out.dump().c_str());
   });
 }

@@ -69,6 +69,9 @@ void TrainConfig::visit(config::Visitor& v) {
               .one_of({"stop", "skip_step"}));
   v.field("max_consecutive_skips", max_consecutive_skips,
           config::Spec("with nonfinite=skip_step, stop after this many skipped steps in a row").min(1));
+  v.field("stall_timeout_s", stall_timeout_s,
+          config::Spec("seconds a training step may take before the run is ended as stalled (exit code 6); 0 off")
+              .non_negative());
   v.section("optimizer", optimizer);
   v.section("schedule", schedule);
   v.section("early_stopping", early_stopping);

@@ -87,6 +87,12 @@ struct TrainConfig : config::Section {
   int64_t keep_last_k = 3;        ///< newest step checkpoints kept, besides best.ckpt
   std::string nonfinite = "stop"; ///< stop | skip_step when the loss or gradients are not finite
   int64_t max_consecutive_skips = 10;  ///< with skip_step: stop after this many skipped steps in a row
+  /// Seconds one training step (data wait, forward, backward, update; not
+  /// evaluation or checkpoint writing) may take before the watchdog ends the
+  /// run with exit code 6, after saving the last finished step where it
+  /// safely can (one process, stuck outside the update). Keep it above
+  /// distributed.timeout_s so that a lost peer is reported as such. 0: off.
+  double stall_timeout_s = 1800;
   OptimizerConfig optimizer;
   ScheduleConfig schedule;
   EarlyStoppingConfig early_stopping;

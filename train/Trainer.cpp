@@ -9,6 +9,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstring>
+#include <future>
+#include <thread>
 #include <map>
 
 #include "core/BuildInfo.h"
@@ -18,6 +20,7 @@
 #include "core/Strings.h"
 #include "train/Checkpoint.h"
 #include "train/DataLoader.h"
+#include "train/DiskSpace.h"
 #include "train/Ema.h"
 #include "train/MetricsLog.h"
 #include "train/Runtime.h"
@@ -128,6 +131,7 @@ class MetricsObserver final : public TrainingObserver {
   }
 
   void on_train_end(Trainer& t, const std::string& reason) override {
+    if (log_) log_->write(t.state().step, "health", health_numbers(t.health()));
     if (progress_) progress_->finish();
     if (tensorboard_) tensorboard_->flush();
   }
@@ -275,6 +279,7 @@ Trainer::Trainer(Task& task, const TrainConfig& config, TrainerOptions options,
     throw UsageError("train.early_stopping.patience is " + std::to_string(config_.early_stopping.patience) +
                      " but the task has no validation data to monitor");
   }
+  check_disk_space();
   if (options_.default_observers) {
     observers_.push_back(std::make_shared<MetricsObserver>());
     observers_.push_back(std::make_shared<EvaluationObserver>());
@@ -309,6 +314,10 @@ TrainResult Trainer::fit() {
     spdlog::info("the task has no validation data: no evaluation, no best checkpoint");
   }
   for (auto& o : observers_) o->on_train_begin(*this);
+  StallWatchdog watchdog(std::chrono::milliseconds(std::llround(config_.stall_timeout_s * 1000.0)),
+                         [this](int64_t step, double seconds) { on_stall(step, seconds); });
+  stall_watchdog_ = &watchdog;
+  step_phase_ = StepPhase::kBetweenSteps;
   const auto session_start = std::chrono::steady_clock::now();
   const double elapsed_before = state_.elapsed_seconds;
   while (state_.step < max_steps_ && !stop_requested_) {
@@ -327,6 +336,9 @@ TrainResult Trainer::fit() {
   result.last_validation = last_validation_;
   result.best = state_.early_stopping;
   result.last_checkpoint = last_checkpoint_;
+  result.health = health();
+  spdlog::info("run health: {}", health_json(result.health));
+  stall_watchdog_ = nullptr;
   std::error_code ec;
   if (std::filesystem::exists(store_->best_path(), ec)) result.best_checkpoint = store_->best_path();
   return result;
@@ -425,6 +437,11 @@ std::string Trainer::meta_json() const {
   j["last_validation_step"] = state_.last_validation_step;
   j["elapsed_seconds"] = state_.elapsed_seconds;
   j["units_seen"] = state_.units_seen;
+  j["health"] = {{"stalls", state_.stalls},
+                 {"slowest_step", state_.step_times.slowest_step},
+                 {"slowest_step_ms", state_.step_times.slowest_step_ms},
+                 {"data_wait_s", state_.step_times.data_wait_s},
+                 {"step_s", state_.step_times.step_s}};
   const EarlyStoppingState& es = state_.early_stopping;
   j["early_stopping"] = {{"monitor", config_.early_stopping.monitor},
                          {"mode", config_.early_stopping.mode},
@@ -465,6 +482,14 @@ void Trainer::restore_meta(const std::string& text) {
     state_.last_validation_step = j.at("last_validation_step").get<int64_t>();
     state_.elapsed_seconds = j.at("elapsed_seconds").get<double>();
     state_.units_seen = j.at("units_seen").get<double>();
+    if (j.contains("health")) {  // absent from checkpoints written before run health was recorded
+      const auto& h = j.at("health");
+      state_.stalls = h.at("stalls").get<int64_t>();
+      state_.step_times.slowest_step = h.at("slowest_step").get<int64_t>();
+      state_.step_times.slowest_step_ms = h.at("slowest_step_ms").get<double>();
+      state_.step_times.data_wait_s = h.at("data_wait_s").get<double>();
+      state_.step_times.step_s = h.at("step_s").get<double>();
+    }
     const auto& es = j.at("early_stopping");
     EarlyStoppingState s;
     s.has_best = es.at("has_best").get<bool>();
@@ -520,24 +545,33 @@ void Trainer::reseed_for_step() {
 }
 
 void Trainer::train_step() {
+  const auto step_start = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration data_wait{};
+  if (stall_watchdog_) stall_watchdog_->step_started(state_.step + 1);
+  advance_phase(StepPhase::kBetweenSteps, StepPhase::kData);
   if (!loader_) open_epoch();
   const c10::Device device = context_->device();
   std::vector<data::Batch> micro;
   micro.reserve(static_cast<size_t>(config_.grad_accumulation));
   int64_t local_units = 0, local_throughput = 0;
   for (int64_t m = 0; m < config_.grad_accumulation; ++m) {
+    const auto wait_start = std::chrono::steady_clock::now();
     auto batch = loader_->next();
+    data_wait += std::chrono::steady_clock::now() - wait_start;
     if (!batch) throw std::logic_error("data loader ended inside an optimizer step");
     local_units += batch->units;
     local_throughput += batch->throughput_units;
     micro.push_back(batch->to(device));
   }
 
+  advance_phase(StepPhase::kData, StepPhase::kCompute);
   // The step's global unit count, and whether any rank was asked to stop.
   std::vector<double> shared{static_cast<double>(local_units), static_cast<double>(local_throughput),
                              StopSignals::requested() ? 1.0 : 0.0};
   context_->all_reduce_sum(shared);
   if (shared[2] > 0) {
+    if (stall_watchdog_) stall_watchdog_->step_finished();  // checkpoint writing is not timed
+    advance_phase(StepPhase::kCompute, StepPhase::kBetweenSteps);
     const std::string path = save_checkpoint();
     const int sig = StopSignals::signal_number();
     throw Interrupted(std::string(sig ? strsignal(sig) : "stop request") + " after step " + std::to_string(state_.step) +
@@ -555,6 +589,7 @@ void Trainer::train_step() {
   optimizer_->zero_grad();
   for (auto& [name, value] : step_sums_) value.zero_();
   at::Tensor loss_total;
+  std::vector<at::Tensor> micro_losses;  // for naming the items of a non-finite loss
   for (size_t m = 0; m < micro.size(); ++m) {
     synchronizer_->set_enabled(m + 1 == micro.size());
     ForwardOutput out = with_autocast(precision_, device, [&] { return task_.forward(micro[m], /*training=*/true); });
@@ -566,6 +601,7 @@ void Trainer::train_step() {
     const at::Tensor loss = out.loss_sum.to(at::kFloat).reshape({});
     (loss / divisor).backward();
     const at::Tensor detached = loss.detach();
+    micro_losses.push_back(detached);
     loss_total = loss_total.defined() ? loss_total + detached : detached;
     add_sum(step_sums_, "loss_sum", detached);
     for (const auto& [name, value] : out.sums) add_sum(step_sums_, name, value.detach().to(at::kDouble));
@@ -583,6 +619,7 @@ void Trainer::train_step() {
     context_->all_reduce_sum(flag);
     bad = flag[0] > 0;
   }
+  advance_phase(StepPhase::kCompute, StepPhase::kUpdate);
   StepReport report;
   report.step = state_.step + 1;
   report.lr = lr;
@@ -592,7 +629,7 @@ void Trainer::train_step() {
   report.global_units = global_units;
   report.local_throughput_units = local_throughput;
   if (bad) {
-    const std::string what = nonfinite_report(loss_value, norm_value, global_units);
+    const std::string what = nonfinite_report(loss_value, norm_value, global_units, micro, micro_losses);
     if (config_.nonfinite == "stop") throw CheckFailed(what + "; stopping (train.nonfinite is 'stop')");
     ++state_.skipped_steps;
     ++state_.consecutive_skips;
@@ -613,6 +650,10 @@ void Trainer::train_step() {
   ++state_.step;
   ++state_.position.step_in_epoch;
   state_.units_seen += shared[1];
+  state_.step_times.record(state_.step, std::chrono::duration<double>(data_wait).count(),
+                           std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
+  if (stall_watchdog_) stall_watchdog_->step_finished();
+  advance_phase(StepPhase::kUpdate, StepPhase::kBetweenSteps);
 
   for (auto& o : observers_) o->after_step(*this, report);
 
@@ -625,7 +666,8 @@ void Trainer::train_step() {
   }
 }
 
-std::string Trainer::nonfinite_report(double loss, double grad_norm, int64_t global_units) {
+std::string Trainer::nonfinite_report(double loss, double grad_norm, int64_t global_units,
+                                      const std::vector<data::Batch>& micro, const std::vector<at::Tensor>& micro_losses) {
   std::vector<std::string> names;
   size_t more = 0;
   for (const auto& p : parameters_) {
@@ -643,6 +685,25 @@ std::string Trainer::nonfinite_report(double loss, double grad_norm, int64_t glo
   } else {
     text += "; every gradient is finite";
   }
+  // The items to look at: those of micro-batches whose loss is not finite;
+  // when every loss is, all of the step's items on this rank.
+  std::vector<int64_t> suspects;
+  for (size_t m = 0; m < micro.size() && m < micro_losses.size(); ++m) {
+    if (std::isfinite(micro_losses[m].item<double>())) continue;
+    suspects.insert(suspects.end(), micro[m].indices.begin(), micro[m].indices.end());
+  }
+  const bool losses_finite = suspects.empty();
+  if (losses_finite) {
+    for (const auto& batch : micro) suspects.insert(suspects.end(), batch.indices.begin(), batch.indices.end());
+  }
+  constexpr size_t kMaxItems = 8;
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < suspects.size() && i < kMaxItems; ++i) {
+    ids.push_back(train_data_->item_id(static_cast<size_t>(suspects[i])));
+  }
+  text += losses_finite ? "; the step's items on this rank: " : "; items of the batch with the non-finite loss: ";
+  text += strings::join(ids, ", ");
+  if (suspects.size() > kMaxItems) text += " and " + std::to_string(suspects.size() - kMaxItems) + " more";
   return text;
 }
 
@@ -682,27 +743,32 @@ void Trainer::publish_evaluation(EvaluationResult result) {
   for (auto& o : observers_) o->after_evaluation(*this, report);
 }
 
+CheckpointContents Trainer::checkpoint_contents() const {
+  CheckpointContents c;
+  c.meta_json = meta_json();
+  c.config_yaml = options_.config_yaml;
+  c.model = model_tensors(task_.model());
+  c.optimizer = optimizer_->state();
+  if (ema_) c.ema = ema_->state();
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    c.rng.emplace_back("cpu", gen.get_state());
+  }
+  if (context_->device().is_cuda()) {
+    auto gen = at::globalContext().defaultGenerator(context_->device());
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    c.rng.emplace_back("cuda:" + std::to_string(context_->device().index()), gen.get_state());
+  }
+  c.artifacts = task_.artifacts();
+  return c;
+}
+
 std::string Trainer::save_checkpoint() {
   if (last_saved_step_ == state_.step && !last_checkpoint_.empty()) return last_checkpoint_;
   const std::string path = store_->step_path(state_.step);
   if (context_->is_main()) {
-    CheckpointContents c;
-    c.meta_json = meta_json();
-    c.config_yaml = options_.config_yaml;
-    c.model = model_tensors(task_.model());
-    c.optimizer = optimizer_->state();
-    if (ema_) c.ema = ema_->state();
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      c.rng.emplace_back("cpu", gen.get_state());
-    }
-    if (context_->device().is_cuda()) {
-      auto gen = at::globalContext().defaultGenerator(context_->device());
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      c.rng.emplace_back("cuda:" + std::to_string(context_->device().index()), gen.get_state());
-    }
-    c.artifacts = task_.artifacts();
+    const CheckpointContents c = checkpoint_contents();
     const auto start = std::chrono::steady_clock::now();
     store_->save(state_.step, c);
     store_->write_artifacts(c.artifacts);
@@ -720,6 +786,122 @@ void Trainer::mark_best() {
   if (context_->is_main()) store_->mark_best(state_.step);
   context_->barrier();
   best_checkpoint_ = store_->best_path();
+}
+
+RunHealth Trainer::health() const {
+  RunHealth h;
+  h.skipped_steps = state_.skipped_steps;
+  h.stalls = state_.stalls;
+  h.times = state_.step_times;
+  return h;
+}
+
+uint64_t Trainer::expected_checkpoint_bytes() const {
+  // The byte layout of train/Checkpoint.h. AdamW's state exists only after a
+  // first step, so it is sized from the parameters.
+  const auto tensor_entry = [](const std::string& name, int64_t rank, uint64_t bytes) -> uint64_t {
+    return 4 + name.size() + 1 + 4 + 8 * static_cast<uint64_t>(rank) + 8 + bytes;
+  };
+  const auto table = [&](const NamedTensorList& tensors) {
+    uint64_t n = 4;
+    for (const auto& [name, t] : tensors) n += tensor_entry(name, t.dim(), t.nbytes());
+    return n;
+  };
+  uint64_t bytes = 12 + 20;  // header and trailer
+  const auto section = [&](const std::string& name, uint64_t payload) { bytes += 4 + name.size() + 8 + payload; };
+  const CheckpointContents c = checkpoint_contents();
+  section(checkpoint_section::kMeta, c.meta_json.size() + 256);  // numbers in meta.json grow a little
+  section(checkpoint_section::kConfig, c.config_yaml.size());
+  section(checkpoint_section::kModel, table(c.model));
+  uint64_t moments = 4;
+  for (const auto& p : parameters_) {
+    moments += tensor_entry(p.name + ".exp_avg", p.tensor.dim(), p.tensor.nbytes());
+    moments += tensor_entry(p.name + ".exp_avg_sq", p.tensor.dim(), p.tensor.nbytes());
+    if (config_.optimizer.amsgrad) moments += tensor_entry(p.name + ".max_exp_avg_sq", p.tensor.dim(), p.tensor.nbytes());
+    moments += tensor_entry(p.name + ".step", 0, sizeof(int64_t));
+  }
+  section(checkpoint_section::kOptimizer, moments);
+  if (!c.ema.empty()) section(checkpoint_section::kEma, table(c.ema));
+  section(checkpoint_section::kRng, table(c.rng));
+  for (const auto& [name, text] : c.artifacts) section(checkpoint_section::kArtifactPrefix + name, text.size());
+  return bytes;
+}
+
+void Trainer::check_disk_space() {
+  std::string refusal;
+  if (context_->is_main()) {
+    try {
+      require_checkpoint_space(store_->dir(), expected_checkpoint_bytes(), config_.keep_last_k);
+    } catch (const DataError& e) {
+      refusal = e.what();
+    }
+  }
+  // Every rank refuses with rank 0's numbers rather than waiting for it in a collective.
+  if (context_->distributed()) refusal = context_->broadcast_string(refusal);
+  if (!refusal.empty()) throw DataError(refusal);
+}
+
+void Trainer::advance_phase(StepPhase from, StepPhase to) {
+  if (step_phase_.compare_exchange_strong(from, to)) return;
+  // The watchdog declared this step stalled and is saving the state this
+  // thread would change next; it ends the process when done.
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+void Trainer::on_stall(int64_t step, double seconds) {
+  StepPhase phase = step_phase_.load();
+  const char* where = phase == StepPhase::kData      ? "waiting for its data"
+                      : phase == StepPhase::kCompute ? "in its forward, backward or gradient exchange"
+                      : phase == StepPhase::kUpdate  ? "in its optimizer update"
+                                                     : "between steps";
+  spdlog::error("step {} stalled: not finished after {:.1f} s, {} (train.stall_timeout_s is {}); ending the run "
+                "with exit code {}",
+                step, seconds, where, config_.stall_timeout_s, kExitStalled);
+  // Weights and state are those of the last finished step until the update
+  // begins; claiming the phase keeps the training thread out of it.
+  bool can_save = false;
+  while (!context_->distributed() && (phase == StepPhase::kData || phase == StepPhase::kCompute)) {
+    if (step_phase_.compare_exchange_weak(phase, StepPhase::kStalled)) {
+      can_save = true;
+      break;
+    }
+  }
+  // The last acts run on a thread of their own, bounded: a stall in the file
+  // system or the store must not keep the process from exiting.
+  auto last_acts = std::make_shared<std::packaged_task<std::string()>>([this, can_save, step] {
+    if (context_->distributed()) context_->abort("step " + std::to_string(step) + " stalled (train.stall_timeout_s)");
+    if (!can_save) return std::string();
+    ++state_.stalls;
+    const CheckpointContents c = checkpoint_contents();
+    store_->save(state_.step, c);
+    store_->write_artifacts(c.artifacts);
+    return store_->step_path(state_.step);
+  });
+  std::future<std::string> done = last_acts->get_future();
+  std::thread([last_acts] { (*last_acts)(); }).detach();
+  constexpr auto kLastActsLimit = std::chrono::seconds(120);
+  std::string outcome;
+  if (done.wait_for(kLastActsLimit) != std::future_status::ready) {
+    outcome = "no checkpoint: writing it took longer than " + std::to_string(kLastActsLimit.count()) + " s";
+  } else {
+    try {
+      const std::string path = done.get();
+      outcome = !path.empty() ? "saved " + path + " (step " + std::to_string(step - 1) +
+                                    ", the last finished step); run the same command again to resume from it"
+                : context_->distributed() ? "no checkpoint: the other ranks cannot join one now"
+                                          : "no checkpoint: the step was already changing the weights";
+    } catch (const std::exception& e) {
+      outcome = std::string("no checkpoint: ") + e.what();
+    }
+  }
+  if (can_save && outcome.rfind("saved", 0) != 0) {  // the training thread is parked: its fields can be read
+    outcome += last_checkpoint_.empty() ? "; no earlier checkpoint" : "; the newest earlier one is " + last_checkpoint_;
+  }
+  spdlog::error("{}", outcome);
+  spdlog::default_logger()->flush();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(kExitStalled);
 }
 
 void Trainer::request_stop(const std::string& reason) {

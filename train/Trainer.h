@@ -18,6 +18,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,6 +28,7 @@
 #include "train/Distributed.h"
 #include "train/EarlyStopping.h"
 #include "train/Evaluator.h"
+#include "train/Health.h"
 #include "train/Optimizer.h"
 #include "train/Precision.h"
 #include "train/Sampler.h"
@@ -38,6 +40,7 @@ namespace kmidi::train {
 
 class Ema;
 class CheckpointStore;
+struct CheckpointContents;
 class DataLoader;
 class Trainer;
 
@@ -51,6 +54,8 @@ struct TrainState {
   int64_t last_validation_step = -1;
   double elapsed_seconds = 0.0;  ///< training time over every session of the run
   double units_seen = 0.0;       ///< global throughput units processed
+  int64_t stalls = 0;            ///< steps the stall watchdog gave up on
+  StepTimes step_times;          ///< this rank's step timings over the run
 };
 
 /// One finished optimizer step, as observers see it.
@@ -106,6 +111,7 @@ struct TrainResult {
   EarlyStoppingState best;
   std::string best_checkpoint;            ///< empty when none was marked
   std::string last_checkpoint;
+  RunHealth health;                       ///< over the whole run (every session)
 };
 
 class Trainer {
@@ -141,6 +147,11 @@ class Trainer {
   CheckpointStore& checkpoints() { return *store_; }
   /// The step at which training resumed (0 for a fresh run).
   int64_t resumed_from() const { return resumed_from_; }
+  /// Skipped steps, stalls and step timings over the run so far.
+  RunHealth health() const;
+  /// About the size of one checkpoint of this run: what the free-space check
+  /// at start multiplies by train.keep_last_k + 2.
+  uint64_t expected_checkpoint_bytes() const;
 
   /// Evaluates `split` with the EMA weights when EMA is on (collective).
   EvaluationResult evaluate(Split split);
@@ -164,7 +175,13 @@ class Trainer {
   void open_epoch();
   void train_step();
   void reseed_for_step();
-  std::string nonfinite_report(double loss, double grad_norm, int64_t global_units);
+  std::string nonfinite_report(double loss, double grad_norm, int64_t global_units,
+                               const std::vector<data::Batch>& micro, const std::vector<at::Tensor>& micro_losses);
+  /// Refuses (DataError on every rank) when the main rank's file system cannot hold the checkpoints.
+  void check_disk_space();
+  /// The stall watchdog's verdict: says so, saves what it safely can, exits with kExitStalled.
+  void on_stall(int64_t step, double seconds);
+  CheckpointContents checkpoint_contents() const;
   void publish_evaluation(EvaluationResult result);
   std::string meta_json() const;
   void restore_meta(const std::string& json);
@@ -194,6 +211,13 @@ class Trainer {
   bool stop_requested_ = false;
   std::string stop_reason_;
   MetricSums step_sums_;  // reused every step
+  /// Where the current step is, for the stall watchdog's thread. Weights,
+  /// optimizer and state change only in kUpdate; the watchdog saves them only
+  /// after moving kData or kCompute to kStalled, which the loop then cannot leave.
+  enum class StepPhase : int { kBetweenSteps, kData, kCompute, kUpdate, kStalled };
+  void advance_phase(StepPhase from, StepPhase to);
+  std::atomic<StepPhase> step_phase_{StepPhase::kBetweenSteps};
+  StallWatchdog* stall_watchdog_ = nullptr;  // fit()'s, while it runs
 };
 
 }  // namespace kmidi::train

@@ -73,7 +73,10 @@ Outcome run(GrooveTask& task, const TrainConfig& config, const std::string& dir,
 std::vector<nlohmann::json> metric_rows(const std::string& dir) {
   std::istringstream in(files::read_all(dir + "/metrics.jsonl"));
   std::vector<nlohmann::json> rows;
-  for (std::string line; std::getline(in, line);) rows.push_back(nlohmann::json::parse(line));
+  for (std::string line; std::getline(in, line);) {
+    auto row = nlohmann::json::parse(line);
+    if (row["split"] != "health") rows.push_back(std::move(row));  // the run-health row is no metric row
+  }
   return rows;
 }
 
