@@ -8,8 +8,14 @@
 #include <cstdio>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <sstream>
+
 #include "core/Files.h"
 #include "tests/support/TestSupport.h"
+#include "tests/train/TmpfsMount.h"
 
 namespace kmidi::cli {
 namespace {
@@ -52,6 +58,59 @@ TEST(TrainCommand, TrainRunsWithPassiveOpenMpThreadsWithoutTheUserSettingIt) {
       test::run_shell("OMP_WAIT_POLICY=active " + test::shell_quote(KMIDI_CLI) + " " + job + " run.name=b 2>&1");
   ASSERT_EQ(chosen_by_user.exit_code, 0) << chosen_by_user.output;
   EXPECT_NE(log_of("b").find("OpenMP wait policy active"), std::string::npos) << log_of("b");
+}
+
+/// The POP909 sample prepared under `dir`/data, and a tiny generator job on it.
+std::string tiny_generator_job(const std::string& dir) {
+  const Result prepared = kmidi("prepare --config " + test::source_path("configs/prepare_pop909_sample.yaml") +
+                                " output.dir=" + dir + "/data");
+  EXPECT_EQ(prepared.code, 0) << prepared.output;
+  return "train --config " + test::source_path("configs/midi_generator_tiny.yaml") + " data.dir=" + dir +
+         "/data train.eval_every=0";
+}
+
+TEST(TrainCommand, TrainsLastLineCarriesTheRunHealthOfMetricsJsonl) {
+  const std::string dir = test::scratch_dir("cli_health");
+  const std::string job = tiny_generator_job(dir) + " run.output_dir=" + dir + " run.name=h train.max_steps=3";
+  const test::CommandResult r = test::run_shell(test::shell_quote(KMIDI_CLI) + " " + job + " 2>/dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string last_line = r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1);
+  const auto result = nlohmann::json::parse(last_line);
+  ASSERT_TRUE(result.contains("health")) << last_line;
+  const auto& health = result["health"];
+  EXPECT_EQ(health["skipped_steps"], 0);
+  EXPECT_EQ(health["stalls"], 0);
+  EXPECT_GE(health["slowest_step"].get<int64_t>(), 1);
+  EXPECT_LE(health["slowest_step"].get<int64_t>(), 3);
+  EXPECT_GT(health["slowest_step_ms"].get<double>(), 0.0);
+  EXPECT_GE(health["data_wait_share"].get<double>(), 0.0);
+  EXPECT_LT(health["data_wait_share"].get<double>(), 1.0);
+
+  std::istringstream rows(files::read_all(dir + "/h/metrics.jsonl"));
+  int health_rows = 0;
+  for (std::string line; std::getline(rows, line);) {
+    const auto row = nlohmann::json::parse(line);
+    if (row["split"] != "health") continue;
+    ++health_rows;
+    EXPECT_EQ(row["step"], 3);
+    for (const auto& [key, value] : health.items()) EXPECT_DOUBLE_EQ(row.at(key).get<double>(), value.get<double>()) << key;
+  }
+  EXPECT_EQ(health_rows, 1);
+}
+
+TEST(TrainCommand, TrainRefusesWithExitCode3WhenItsCheckpointsCannotFitAndWritesNothing) {
+  const std::string dir = test::scratch_dir("cli_disk");
+  test::TmpfsMount tight(dir + "/mnt", 64 * 1024);
+  if (!tight.mounted()) GTEST_SKIP() << "cannot mount a tmpfs here (" << tight.error() << "); needs root";
+  const Result r = kmidi(tiny_generator_job(dir) + " run.output_dir=" + tight.dir() + " run.name=full train.max_steps=3");
+  EXPECT_EQ(r.code, 3) << r.output;
+  EXPECT_NE(r.output.find("data error: not enough free disk space for the checkpoints in " + tight.dir() +
+                          "/full/checkpoints: need "),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("but 65536 bytes (0.1 MiB) are free on the file system of " + tight.dir()), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(std::filesystem::is_empty(tight.dir())) << "a refused start leaves no run folder";
 }
 
 TEST(TrainCommand, TrainAndEvaluateHelpListTheirOptions) {
