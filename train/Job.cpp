@@ -2,9 +2,11 @@
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -23,7 +25,8 @@ namespace kmidi::train {
 void JobConfig::visit(config::Visitor& v) {
   v.field("task", task, config::Spec("the model family to train, by registered name").required());
   v.field("data_root", data_root,
-          config::Spec("folder that data paths resolve against (default: KMIDI_DATA_ROOT, else the config's folder)"));
+          config::Spec("folder that data paths (data sets, never configs) resolve against; unset: the config's folder. "
+                       "The shipped configs set ${KMIDI_DATA_ROOT:-../../shared/data}"));
   v.section("run", run);
   v.section("train", train);
   v.section("distributed", distributed);
@@ -50,6 +53,7 @@ std::unique_ptr<JobConfig> load_job_config(const std::string& file, const std::v
   auto job = std::make_unique<JobConfig>();
   job->task_config = entry.make_config();
   doc.read_into(*job);
+  job->file = file;
   return job;
 }
 
@@ -57,7 +61,7 @@ std::string run_folder(const JobConfig& job) {
   return (fs::path(job.run.output_dir.str()) / job.run.name).lexically_normal().string();
 }
 
-JobRuntime start_job(JobConfig& job, const char* log_file_name) {
+JobRuntime start_job(JobConfig& job) {
   JobRuntime rt;
   rt.context = DistributedContext::create(job.distributed, job.run.device);
   const ProcessSettings process = configure_process(job.run.threads, rt.context->local_world_size());
@@ -68,10 +72,6 @@ JobRuntime start_job(JobConfig& job, const char* log_file_name) {
   logging::init(log);
   rt.run_dir = run_folder(job);
   rt.config_yaml = config::to_yaml(job);
-  if (rt.context->is_main()) {
-    files::ensure_dir(rt.run_dir);
-    if (log_file_name) logging::add_file(rt.run_dir + "/" + log_file_name);
-  }
   // Log files are tailed while a run goes on: flush them every few seconds.
   spdlog::flush_every(std::chrono::seconds(3));
   spdlog::debug("{} intra-op threads (from {}), malloc tuned: {}", process.threads, process.threads_from,
@@ -110,13 +110,66 @@ struct FlushLogOnExit {
   ~FlushLogOnExit() { spdlog::default_logger()->flush(); }
 };
 
+/// Holds a job's start-up log lines while nothing may be written yet; once
+/// the run folder exists they go to the head of its log file.
+class StartupLog {
+ public:
+  StartupLog() : held_(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(kMaxLines)) {
+    held_->set_level(spdlog::level::trace);
+    spdlog::default_logger()->sinks().push_back(held_);
+  }
+  StartupLog(const StartupLog&) = delete;
+  StartupLog& operator=(const StartupLog&) = delete;
+  ~StartupLog() { detach(); }
+
+  /// Creates the run folder (main process) and its log file, which starts
+  /// with the held lines.
+  void open_run_folder(const std::string& run_dir, const char* log_file_name, bool is_main) {
+    detach();
+    if (!is_main) return;
+    files::ensure_dir(run_dir);
+    auto& sinks = spdlog::default_logger()->sinks();
+    const size_t before = sinks.size();
+    logging::add_file(run_dir + "/" + log_file_name);
+    if (sinks.size() == before) return;
+    for (const auto& line : held_->last_raw()) sinks.back()->log(line);
+  }
+
+ private:
+  static constexpr size_t kMaxLines = 2000;
+  void detach() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), held_), sinks.end());
+  }
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> held_;
+};
+
 }  // namespace
+
+void require_training_data(Task& task, const JobConfig& job) {
+  const std::string where = job.file.empty() ? std::string("the job") : job.file;
+  const auto train_data = task.dataset(Split::kTrain);
+  if (train_data && train_data->size() == 0) {
+    throw DataError(where + ": the train split of task " + job.task +
+                    " has no items: nothing to train on (prepare data that gives every split some files)");
+  }
+  const auto validation = task.dataset(Split::kValidation);
+  if (validation && validation->size() == 0) {
+    throw DataError(where + ": the validation split of task " + job.task +
+                    " has no items: evaluation and best.ckpt would rest on nothing (prepare data that gives every "
+                    "split some files)");
+  }
+}
 
 TrainResult run_training(JobConfig& job, const TaskRegistry& registry) {
   FlushLogOnExit flush;
-  JobRuntime rt = start_job(job, "train.log");
-  if (rt.context->is_main()) files::write_atomic(rt.run_dir + "/config.yaml", rt.config_yaml);
+  JobRuntime rt = start_job(job);
+  StartupLog startup_log;
+  if (job.run.resume != "auto" && job.run.resume != "none" && !fs::is_regular_file(job.run.resume)) {
+    throw DataError(job.run.resume + ": run.resume names no checkpoint file");
+  }
   std::unique_ptr<Task> task = make_task(job, registry, *rt.context);
+  require_training_data(*task, job);
 
   TrainerOptions options;
   options.run_dir = rt.run_dir;
@@ -125,6 +178,9 @@ TrainResult run_training(JobConfig& job, const TaskRegistry& registry) {
   options.task_name = job.task;
   options.config_yaml = rt.config_yaml;
   Trainer trainer(*task, job.train, options, rt.context);
+  // Every check that can run before training has passed: now the run folder appears.
+  startup_log.open_run_folder(rt.run_dir, "train.log", rt.context->is_main());
+  if (rt.context->is_main()) files::write_atomic(rt.run_dir + "/config.yaml", rt.config_yaml);
 
   const int64_t params = count_parameters(task->model(), false);
   spdlog::info("kmidi train: task {} | {} parameters ({} trainable) | device {} | world size {} ({}) | "
@@ -169,7 +225,7 @@ EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, con
   FlushLogOnExit flush;
   if (options.checkpoint.empty()) throw UsageError("evaluate: --checkpoint is required");
   const Split split = parse_split(options.split);
-  JobRuntime rt = start_job(job, nullptr);
+  JobRuntime rt = start_job(job);
   std::unique_ptr<Task> task = make_task(job, registry, *rt.context);
 
   const LoadedCheckpoint loaded = load_checkpoint_weights(*task, job.task, options.checkpoint, options.use_ema);
@@ -177,14 +233,20 @@ EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, con
   outcome.checkpoint_step = loaded.step;
   outcome.used_ema = loaded.used_ema;
 
+  std::shared_ptr<const data::Dataset> dataset = task->dataset(split);
+  if (!dataset) throw UsageError(std::string("the task has no ") + split_name(split) + " data for this config");
+  if (dataset->size() == 0) {
+    throw DataError((job.file.empty() ? std::string("the job") : job.file) + ": the " + split_name(split) +
+                    " split of task " + job.task + " has no items: nothing to evaluate");
+  }
+
   outcome.output_dir = rt.run_dir + "/eval/" + options.split + "-step" + std::to_string(outcome.checkpoint_step);
   if (rt.context->is_main()) {
     files::ensure_dir(outcome.output_dir);
     logging::add_file(outcome.output_dir + "/evaluate.log");
     files::write_atomic(outcome.output_dir + "/config.yaml", rt.config_yaml);
   }
-  std::shared_ptr<const data::Dataset> dataset = task->dataset(split);
-  if (!dataset) throw UsageError(std::string("the task has no ") + split_name(split) + " data for this config");
+
 
   std::string predictions = options.predictions;
   if (predictions.empty() && !dataset->has_targets()) predictions = outcome.output_dir + "/predictions.jsonl";

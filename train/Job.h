@@ -31,6 +31,7 @@ struct JobConfig : config::Section {
   TrainConfig train;
   DistributedConfig distributed;
   std::unique_ptr<config::Section> task_config;  ///< the task's own top-level sections
+  std::string file;  ///< the YAML file it was read from (for messages); not a key
   void visit(config::Visitor& v) override;
 };
 
@@ -44,20 +45,28 @@ std::unique_ptr<JobConfig> load_job_config(const std::string& file, const std::v
 std::string run_folder(const JobConfig& job);
 
 /// Everything a job process sets up before it touches the task: threads and
-/// malloc, the distributed context, logging (rank-aware) and the seed.
+/// malloc, the distributed context, logging (rank-aware) and the seed. Writes
+/// nothing: the run folder appears only once every start-up check has passed,
+/// so a failed start leaves the file system as it was.
 struct JobRuntime {
   std::shared_ptr<DistributedContext> context;
   std::string run_dir;
   std::string config_yaml;  ///< the resolved config
 };
-JobRuntime start_job(JobConfig& job, const char* log_file_name);
+JobRuntime start_job(JobConfig& job);
+
+/// Throws DataError naming the split and the job's config when the train
+/// split, or the validation split the run evaluates, has no items.
+void require_training_data(Task& task, const JobConfig& job);
 
 /// Builds the task of `job` on the job's device (model moved there),
 /// seeding torch with train.seed first so that initialisation is reproducible.
 std::unique_ptr<Task> make_task(JobConfig& job, const TaskRegistry& registry, const DistributedContext& context);
 
 /// `kmidi train`: trains (resuming per run.resume) and returns the result.
-/// Writes config.yaml and train.log to the run folder.
+/// Writes config.yaml and train.log to the run folder, which is created only
+/// after the config, the data, the task and the trainer have been checked
+/// (train.log still receives the start-up lines).
 TrainResult run_training(JobConfig& job, const TaskRegistry& registry);
 
 /// What load_checkpoint_weights() read from a checkpoint.
@@ -94,7 +103,8 @@ struct EvaluateOutcome {
 
 /// `kmidi evaluate`: metrics on labelled data; predictions on request and for
 /// data without targets (metrics are then skipped with a note). Writes
-/// config.yaml, evaluate.log and metrics.json to output_dir.
+/// config.yaml, evaluate.log and metrics.json to output_dir, created only
+/// once the checkpoint and the split have been loaded.
 EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, const EvaluateOptions& options);
 
 }  // namespace kmidi::train

@@ -64,7 +64,7 @@ TrainSampler::TrainSampler(int64_t dataset_size, SamplerOptions options, std::ve
                      " x train.grad_accumulation " + std::to_string(options_.micro_steps) + " = " +
                      std::to_string(ranks_x_steps));
   }
-  if (size_ <= 0) throw UsageError("sampler: the training data has no items");
+  if (size_ <= 0) throw DataError("the train split has no items: nothing to train on");
   micro_ = options_.global_batch / ranks_x_steps;
   steps_per_epoch_ = options_.drop_last ? size_ / options_.global_batch
                                         : (size_ + options_.global_batch - 1) / options_.global_batch;

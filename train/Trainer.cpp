@@ -404,10 +404,16 @@ void Trainer::resume() {
   if (std::string(file.bytes(checkpoint_section::kConfig)) != options_.config_yaml) {
     spdlog::info("the job config differs from the one saved in {}; the current config applies", path);
   }
+  // A checkpoint taken at an epoch's last step holds (epoch, steps_per_epoch):
+  // the run simply goes on with the next epoch. Past that, the data or the
+  // batch size changed since the checkpoint.
+  if (state_.position.step_in_epoch > sampler_->steps_per_epoch()) {
+    spdlog::warn("the checkpoint stopped after step {} of epoch {}, but this data has only {} steps per epoch "
+                 "(the data or train.batch_size changed since); training goes on with epoch {}",
+                 state_.position.step_in_epoch, state_.position.epoch, sampler_->steps_per_epoch(),
+                 state_.position.epoch + 1);
+  }
   if (state_.position.step_in_epoch >= sampler_->steps_per_epoch()) {
-    spdlog::warn("the checkpoint's data position (epoch {}, step {}) is past this data's {} steps per epoch; "
-                 "continuing with the next epoch",
-                 state_.position.epoch, state_.position.step_in_epoch, sampler_->steps_per_epoch());
     ++state_.position.epoch;
     state_.position.step_in_epoch = 0;
   }
