@@ -25,6 +25,9 @@ uint64_t mix(uint64_t x) {
 
 float label_or_zero(double v) { return std::isfinite(v) ? static_cast<float>(v) : 0.0f; }
 
+/// Salt that keeps condition dropout independent of the random crops.
+constexpr uint64_t kConditionDropoutSalt = 0xC04D171011D50F75ull;
+
 }  // namespace
 
 void TokenDatasetConfig::visit(config::Visitor& v) {
@@ -37,6 +40,11 @@ void TokenDatasetConfig::visit(config::Visitor& v) {
   v.field("stride", stride, Spec("windows: tokens between window starts; 0 means max_length").min(0));
   v.field("seed", seed, Spec("random_crop: seeds the window of each item and epoch"));
   v.field("preload", preload, Spec("read every token into memory at start-up"));
+  v.field("emotion_scale", emotion_scale, Spec("labelled valence and arousal are multiplied by this").positive());
+  v.field("condition_dropout", condition_dropout,
+          Spec("share of labelled items shown with the neutral emotion vector, per (seed, epoch, item)")
+              .min(0.0)
+              .less_than(1.0));
 }
 
 TokenShardDataset::TokenShardDataset(const TokenDatasetConfig& config, const std::string& split) : config_(config) {
@@ -64,6 +72,11 @@ TokenShardDataset::TokenShardDataset(const TokenDatasetConfig& config, const std
                       "' must be numeric to feed the emotion vector");
     }
   }
+  if (config_.condition_dropout < 0 || config_.condition_dropout >= 1) {
+    throw UsageError("TokenDatasetConfig.condition_dropout must be in [0, 1), got " +
+                     std::to_string(config_.condition_dropout));
+  }
+  read_emotion_sources();
   const int64_t row = config_.max_length + 1;  // T inputs and their T next-token targets
   const int64_t stride = config_.stride > 0 ? config_.stride : config_.max_length;
   for (int64_t p = 0; p < shard_->size(); ++p) {
@@ -80,6 +93,46 @@ TokenShardDataset::TokenShardDataset(const TokenDatasetConfig& config, const std
 TokenShardDataset::~TokenShardDataset() = default;
 
 int64_t TokenShardDataset::pieces() const { return shard_->size(); }
+
+void TokenShardDataset::read_emotion_sources() {
+  sources_.assign(static_cast<size_t>(shard_->size()), EmotionSource::kNone);
+  if (!has_emotion()) return;
+  const int column = shard_->label_index(shards::kEmotionSourceLabel);
+  if (column >= 0 && shard_->label_columns()[static_cast<size_t>(column)].kind != shards::LabelKind::kText) {
+    throw DataError(shard_->path() + ": label '" + shards::kEmotionSourceLabel + "' must be text (real, pseudo or empty)");
+  }
+  for (int64_t p = 0; p < shard_->size(); ++p) {
+    const shards::ShardItem& it = shard_->item(p);
+    EmotionSource& source = sources_[static_cast<size_t>(p)];
+    if (column < 0) {  // shards from before the column: a finite label is an annotation
+      const bool labelled = std::isfinite(it.labels[static_cast<size_t>(valence_)].number) ||
+                            std::isfinite(it.labels[static_cast<size_t>(arousal_)].number);
+      source = labelled ? EmotionSource::kReal : EmotionSource::kNone;
+      continue;
+    }
+    const std::string& text = it.labels[static_cast<size_t>(column)].text;
+    if (text == shards::kEmotionSourceReal) {
+      source = EmotionSource::kReal;
+    } else if (text == shards::kEmotionSourcePseudo) {
+      source = EmotionSource::kPseudo;
+    } else if (!text.empty()) {
+      throw DataError(shard_->path() + ": item " + std::to_string(p) + " ('" + it.source + "') has " +
+                      shards::kEmotionSourceLabel + " '" + text + "'; expected real, pseudo or empty");
+    }
+  }
+}
+
+TokenShardDataset::EmotionSource TokenShardDataset::emotion_source(size_t index) const {
+  return sources_[static_cast<size_t>(items_.at(index).piece)];
+}
+
+bool TokenShardDataset::condition_dropped(size_t index) const {
+  if (config_.condition_dropout <= 0 || emotion_source(index) == EmotionSource::kNone) return false;
+  const uint64_t h = mix(mix(static_cast<uint64_t>(config_.seed) ^ kConditionDropoutSalt) ^
+                         mix(static_cast<uint64_t>(epoch_.load()) + 1) ^ static_cast<uint64_t>(index));
+  const double u = static_cast<double>(h >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+  return u < config_.condition_dropout;
+}
 
 std::pair<int64_t, int64_t> TokenShardDataset::window(const Item& item, size_t index) const {
   const int64_t len = shard_->length(item.piece);
@@ -138,10 +191,13 @@ Batch TokenShardDataset::get_batch(const std::vector<int64_t>& indices) const {
   if (has_emotion()) {
     at::Tensor emotion = at::zeros({b, kEmotionSize}, at::kFloat);
     auto e = emotion.accessor<float, 2>();
+    const auto scale = static_cast<float>(config_.emotion_scale);
     for (int64_t r = 0; r < b; ++r) {
-      const shards::ShardItem& it = shard_->item(items_[static_cast<size_t>(indices[static_cast<size_t>(r)])].piece);
-      e[r][0] = label_or_zero(it.labels[static_cast<size_t>(valence_)].number);
-      e[r][1] = label_or_zero(it.labels[static_cast<size_t>(arousal_)].number);
+      const auto index = static_cast<size_t>(indices[static_cast<size_t>(r)]);
+      if (emotion_source(index) == EmotionSource::kNone || condition_dropped(index)) continue;  // neutral
+      const shards::ShardItem& it = shard_->item(items_[index].piece);
+      e[r][0] = scale * label_or_zero(it.labels[static_cast<size_t>(valence_)].number);
+      e[r][1] = scale * label_or_zero(it.labels[static_cast<size_t>(arousal_)].number);
       if (intensity_ >= 0) e[r][2] = label_or_zero(it.labels[static_cast<size_t>(intensity_)].number);
     }
     batch.inputs.set("emotion", emotion);

@@ -6,8 +6,11 @@
 //   inputs  "input_ids"       int64   [B, T]   window[0 .. T-1], PAD after the row's end
 //           "attention_mask"  bool    [B, T]   true on real tokens
 //           "emotion"         float32 [B, 64]  only when the shards carry valence/arousal
-//                                               labels: [valence, arousal, intensity, 0...],
-//                                               each in [-1, 1], 0 where a label is missing
+//                                               labels: [emotion_scale x valence,
+//                                               emotion_scale x arousal, intensity, 0...],
+//                                               0 where a label is missing; all 0 (neutral)
+//                                               for items without a label (emotion_source)
+//                                               and for items condition dropout hides
 //   targets "labels"          int64   [B, T]   window[1 .. T], PAD where there is no target
 //   units            = number of target tokens that are not PAD (the loss's normaliser)
 //   throughput_units = number of real input tokens
@@ -22,6 +25,14 @@
 //                max_length, so every token is a target exactly once); the
 //                last window of a piece may be shorter (padded).
 // Shorter pieces are one item, padded.
+//
+// Emotion labels: the label column "emotion_source" (shards::kEmotionSourceLabel)
+// says per piece whether its valence/arousal are real (annotated), pseudo
+// (predicted by a model) or absent; shards written before that column existed
+// count every piece with a finite valence or arousal as real.
+// Condition dropout: a share condition_dropout of the labelled items is shown
+// with the neutral (zero) vector, decided by (seed, epoch, item) alone, so a
+// resumed run and any number of ranks see the same choice.
 
 #include <atomic>
 #include <cstdint>
@@ -46,6 +57,8 @@ struct TokenDatasetConfig : config::Section {
   int64_t stride = 0;                      ///< windows: step between starts; 0 means max_length
   int64_t seed = 0;                        ///< random_crop: with the epoch and item, picks the window
   bool preload = false;                    ///< read all tokens into memory at open
+  double emotion_scale = 1.0;              ///< labelled valence and arousal are multiplied by this
+  double condition_dropout = 0.0;          ///< share of labelled items shown neutral, in [0, 1)
   void visit(config::Visitor& v) override;
 };
 
@@ -71,6 +84,11 @@ class TokenShardDataset : public Dataset {
   int64_t pad_id() const { return tokenizer_->pad_id(); }
   /// Whether batches carry "emotion" (the shards have valence and arousal labels).
   bool has_emotion() const { return valence_ >= 0 && arousal_ >= 0; }
+  enum class EmotionSource : uint8_t { kNone, kReal, kPseudo };
+  /// Where the emotion label of item `index`'s piece comes from.
+  EmotionSource emotion_source(size_t index) const;
+  /// Whether condition dropout shows item `index` neutral in the current epoch.
+  bool condition_dropped(size_t index) const;
   int64_t max_length() const { return config_.max_length; }
   /// Number of pieces in the shard (items may be windows of them).
   int64_t pieces() const;
@@ -82,12 +100,14 @@ class TokenShardDataset : public Dataset {
   };
   /// First token and length of the row `item` reads this epoch.
   std::pair<int64_t, int64_t> window(const Item& item, size_t index) const;
+  void read_emotion_sources();
 
   TokenDatasetConfig config_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<shards::ShardReader> shard_;
   std::vector<Item> items_;
   int valence_ = -1, arousal_ = -1, intensity_ = -1;  // label columns
+  std::vector<EmotionSource> sources_;                 // per piece
   mutable std::atomic<int64_t> epoch_{0};
 };
 

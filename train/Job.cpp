@@ -16,6 +16,7 @@
 #include "core/Strings.h"
 #include "train/Checkpoint.h"
 #include "train/Ema.h"
+#include "train/InitFrom.h"
 #include "train/Runtime.h"
 
 namespace fs = std::filesystem;
@@ -163,12 +164,23 @@ void require_training_data(Task& task, const JobConfig& job) {
 
 TrainResult run_training(JobConfig& job, const TaskRegistry& registry) {
   FlushLogOnExit flush;
+  // train.init_from (train/InitFrom.h): refused before anything is written; ignored when the run resumes.
+  const bool init_from = !job.train.init_from.empty() && !job_will_resume(job, run_folder(job));
+  if (init_from) check_init_from(job, registry);
   JobRuntime rt = start_job(job);
   StartupLog startup_log;
   if (job.run.resume != "auto" && job.run.resume != "none" && !fs::is_regular_file(job.run.resume)) {
     throw DataError(job.run.resume + ": run.resume names no checkpoint file");
   }
   std::unique_ptr<Task> task = make_task(job, registry, *rt.context);
+  if (init_from) {
+    const InitFromResult loaded = load_init_from(*task, job, registry);
+    spdlog::info("initialised the weights from {} (step {}{}); optimizer, schedule and data start afresh",
+                 job.train.init_from.str(), loaded.step, loaded.used_ema ? ", its weight average" : "");
+  } else if (!job.train.init_from.empty()) {
+    spdlog::info("train.init_from ({}) ignored: the run resumes from its own checkpoint", job.train.init_from.str());
+  }
+
   require_training_data(*task, job);
 
   TrainerOptions options;

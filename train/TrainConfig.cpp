@@ -38,6 +38,9 @@ void EmaConfig::visit(config::Visitor& v) {
 
 void TrainConfig::visit(config::Visitor& v) {
   v.field("seed", seed, config::Spec("seed of initialisation, shuffling and dropout").non_negative());
+  v.field("init_from", init_from,
+          config::Spec("checkpoint whose weights a fresh run starts from (same task, tokenizer and architecture; "
+                       "fresh optimizer, schedule and data position); ignored when the run resumes"));
   v.field("max_steps", max_steps, config::Spec("optimizer steps to run; 0 uses epochs").non_negative());
   v.field("epochs", epochs, config::Spec("passes over the training data; 0 uses max_steps").non_negative());
   v.field("batch_size", batch_size,

@@ -55,6 +55,11 @@ struct EmaConfig : config::Section {
 
 struct TrainConfig : config::Section {
   int64_t seed = 1234;
+  /// Weights to start from (e.g. a pre-trained checkpoint to fine-tune):
+  /// weights only, with a fresh optimizer, schedule, step 0 and data
+  /// position. The checkpoint must be of the same task, tokenizer and
+  /// architecture (train/InitFrom.h). Ignored when the run resumes. Empty: off.
+  config::Path init_from;
   int64_t max_steps = 0;          ///< optimizer steps; 0: use epochs
   int64_t epochs = 0;             ///< passes over the training data; 0: use max_steps
   /// Items per optimizer step over all ranks and accumulation micro-steps.

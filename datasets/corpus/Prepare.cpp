@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -89,6 +90,35 @@ Json left_out_json(const std::vector<LeftOutFile>& files) {
   Json list = Json::array();
   for (const LeftOutFile& f : files) list.push_back(Json{{"path", f.path}, {"split", f.split}, {"reason", f.reason}});
   return list;
+}
+
+/// The shard's label columns: the corpus's, plus emotion_source (Shard.h)
+/// when valence and arousal are among them.
+std::vector<shards::LabelColumn> shard_label_columns(const Corpus& corpus) {
+  std::vector<shards::LabelColumn> columns = corpus.label_columns;
+  auto has = [&](const char* name) {
+    return std::any_of(columns.begin(), columns.end(), [&](const shards::LabelColumn& c) { return c.name == name; });
+  };
+  if (has("valence") && has("arousal") && !has(shards::kEmotionSourceLabel)) {
+    columns.push_back(shards::LabelColumn{shards::kEmotionSourceLabel, shards::LabelKind::kText});
+  }
+  return columns;
+}
+
+/// An entry's labels for `columns`: the corpus's, then "real" where a
+/// valence or arousal annotation exists (the corpus's labels are annotations).
+std::vector<shards::LabelValue> shard_labels(const CorpusEntry& e, const std::vector<shards::LabelColumn>& corpus_columns,
+                                             const std::vector<shards::LabelColumn>& columns) {
+  std::vector<shards::LabelValue> labels = e.labels;
+  if (columns.size() == corpus_columns.size()) return labels;
+  bool annotated = false;
+  for (size_t c = 0; c < corpus_columns.size(); ++c) {
+    if (corpus_columns[c].name == "valence" || corpus_columns[c].name == "arousal") {
+      annotated = annotated || std::isfinite(labels[c].number);
+    }
+  }
+  labels.push_back(shards::LabelValue::of(std::string(annotated ? shards::kEmotionSourceReal : "")));
+  return labels;
 }
 
 }  // namespace
@@ -214,9 +244,10 @@ PrepareReport run_prepare(const PrepareConfig& config) {
   options.deflate_level = config.output.deflate_level;
   options.run_id = report.run_id;
   const shards::ShardVocab vocab{tok.vocab_size(), tok.pad_id(), tok.sha256()};
+  const std::vector<shards::LabelColumn> label_columns = shard_label_columns(corpus);
   for (const std::string& s : corpus.split_names) {
     writers[s] = std::make_unique<shards::ShardWriter>((fs::path(out_dir) / shards::shard_file_name(s)).string(), s,
-                                                       vocab, corpus.label_columns, options);
+                                                       vocab, label_columns, options);
     report.splits.push_back(SplitSummary{s, writers[s]->path()});
   }
 
@@ -285,7 +316,7 @@ PrepareReport run_prepare(const PrepareConfig& config) {
         item.sha256 = hashed[todo[k]].sha256;
         item.num_notes = p.notes;
         item.duration_s = p.seconds;
-        item.labels = e.labels;
+        item.labels = shard_labels(e, corpus.label_columns, label_columns);
         writers.at(e.split)->add(p.tokens.data(), p.tokens.size(), item);
         for (SplitSummary& s : report.splits) {
           if (s.name != e.split) continue;

@@ -21,6 +21,9 @@
 //   /items/duration_s  [num_items] float64, length of the piece in seconds
 //   /labels/<name>     [num_items] float64 (NaN: missing), @kind "number";
 //                      or UTF-8 ("" : missing), @kind "text"
+//   /labels/emotion_source  text, written beside "valence" and "arousal":
+//                      "real" (annotated), "pseudo" (predicted by a model) or
+//                      "" (no emotion label); see kEmotionSourceLabel
 // Every piece is stored as the tokenizer encodes it: BOS ... EOS.
 
 #include <cmath>
@@ -35,6 +38,12 @@ constexpr const char* kShardFormat = "kmidi.token_shard";
 constexpr int64_t kShardFormatVersion = 1;
 
 enum class LabelKind { kNumber, kText };
+
+/// The text label column that says where a piece's valence and arousal come
+/// from, and its values (a missing label is "").
+constexpr const char* kEmotionSourceLabel = "emotion_source";
+constexpr const char* kEmotionSourceReal = "real";
+constexpr const char* kEmotionSourcePseudo = "pseudo";
 
 /// One label column of a shard, e.g. {"quadrant", kNumber} or {"style", kText}.
 struct LabelColumn {

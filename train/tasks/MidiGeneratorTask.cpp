@@ -36,6 +36,8 @@ void GeneratorDataConfig::visit(config::Visitor& v) {
           Spec("training windows of long pieces: a random crop per epoch, or fixed windows")
               .one_of({"random_crop", "windows"}));
   v.field("preload", preload, Spec("read every token into memory at start-up"));
+  v.field("emotion_scale", emotion_scale,
+          Spec("a labelled item's valence and arousal are the shard's (EMOPIA: quadrant signs) times this").positive());
   v.check(!prepare.str().empty() || !dir.str().empty(), "dir", "set data.dir or data.prepare");
 }
 
@@ -50,6 +52,10 @@ void GeneratorModelConfig::visit(config::Visitor& v) {
   v.field("condition_tokens", condition_tokens, Spec("prefix length per layer, or cross-attention memory size").positive());
   v.field("rope_base", rope_base, Spec("rotary embedding base").positive());
   v.field("tie_embeddings", tie_embeddings, Spec("the output layer shares the token embedding"));
+  v.field("condition_dropout", condition_dropout,
+          Spec("share of labelled training items shown with the neutral emotion vector (zero = any emotion)")
+              .min(0.0)
+              .less_than(1.0));
   stated.visit(v);  // model.vocab_size, model.pad_id, ... inline
   v.check(n_heads <= 0 || (d_model % n_heads == 0 && (d_model / n_heads) % 2 == 0), "n_heads",
           "d_model / n_heads must be a whole, even head size (rotary embeddings rotate pairs)");
@@ -107,6 +113,7 @@ data::TokenDatasetConfig split_config(const GeneratorDataConfig& data, const std
   c.windowing = split == Split::kTrain ? data.windowing : "windows";
   c.seed = static_cast<int64_t>(seed);
   c.preload = data.preload;
+  c.emotion_scale = data.emotion_scale;
   return c;
 }
 
@@ -143,8 +150,9 @@ MidiGeneratorTask::MidiGeneratorTask(const MidiGeneratorJobConfig& config, const
   for (Split split : {Split::kTrain, Split::kValidation, Split::kTest}) {
     const fs::path shard = fs::path(data_dir_) / (std::string(split_name(split)) + ".h5");
     if (split != Split::kTrain && !fs::exists(shard)) continue;
-    datasets_[split] = std::make_shared<data::TokenShardDataset>(
-        split_config(config.data, data_dir_, split, context.seed), split_name(split));
+    data::TokenDatasetConfig c = split_config(config.data, data_dir_, split, context.seed);
+    if (split == Split::kTrain) c.condition_dropout = config.model.condition_dropout;  // evaluation sees the labels
+    datasets_[split] = std::make_shared<data::TokenShardDataset>(c, split_name(split));
   }
   unigram_log_probs_ =
       unigram_log_probs(split_config(config.data, data_dir_, Split::kTrain, context.seed), tokenizer_->vocab_size());
@@ -158,7 +166,7 @@ std::shared_ptr<const data::Dataset> MidiGeneratorTask::dataset(Split split) {
   return it == datasets_.end() ? nullptr : it->second;
 }
 
-at::Tensor MidiGeneratorTask::emotion_of(const data::Batch& batch) const {
+at::Tensor MidiGeneratorTask::emotion_input(const data::Batch& batch) const {
   if (batch.inputs.contains("emotion")) return batch.inputs.at("emotion");
   // Unlabelled corpora condition on the neutral vector, as generation does by default.
   const at::Tensor& ids = batch.inputs.at("input_ids");
@@ -168,7 +176,7 @@ at::Tensor MidiGeneratorTask::emotion_of(const data::Batch& batch) const {
 ForwardOutput MidiGeneratorTask::forward(const data::Batch& batch, bool training) {
   (void)training;
   const at::Tensor& ids = batch.inputs.at("input_ids");
-  const at::Tensor logits = model_->forward(ids, emotion_of(batch), batch.inputs.at("attention_mask"));
+  const at::Tensor logits = model_->forward(ids, emotion_input(batch), batch.inputs.at("attention_mask"));
   const int64_t vocab = logits.size(-1);
   const at::Tensor log_probs = torch::log_softmax(logits.reshape({-1, vocab}).to(torch::kFloat), -1);
   const at::Tensor labels = batch.targets.at("labels").reshape({-1});
@@ -201,7 +209,7 @@ MetricValues MidiGeneratorTask::finalize(const MetricValues& sums, Split) const 
 data::NamedTensors MidiGeneratorTask::predict(const data::Batch& batch) {
   const at::Tensor& ids = batch.inputs.at("input_ids");
   const at::Tensor& mask = batch.inputs.at("attention_mask");
-  const at::Tensor logits = model_->forward(ids, emotion_of(batch), mask).to(torch::kFloat);
+  const at::Tensor logits = model_->forward(ids, emotion_input(batch), mask).to(torch::kFloat);
   using torch::indexing::Slice;
   const at::Tensor log_probs = torch::log_softmax(logits.index({Slice(), Slice(0, -1)}), -1);
   const at::Tensor next = ids.index({Slice(), Slice(1, torch::indexing::None)});

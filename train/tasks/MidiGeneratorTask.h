@@ -33,6 +33,10 @@ struct GeneratorDataConfig : config::Section {
   int64_t max_length = 256;              ///< tokens per training row (any length works at inference)
   std::string windowing = "random_crop"; ///< training windows: random_crop | windows
   bool preload = true;                   ///< read every token into memory at start-up
+  /// A labelled item's valence and arousal are the shard's (EMOPIA: the
+  /// quadrant's signs, +-1) times this, so that `--emotion 0.8,0.8` asks for
+  /// what a Q1 clip was shown; unlabelled items are neutral (0).
+  double emotion_scale = 0.8;
   void visit(config::Visitor& v) override;
 };
 
@@ -46,6 +50,10 @@ struct GeneratorModelConfig : config::Section {
   int64_t condition_tokens = 4;
   double rope_base = 10000.0;
   bool tie_embeddings = true;
+  /// Share of labelled training items shown with the neutral (zero) emotion
+  /// vector, so that zero means "any emotion" (chosen per seed, epoch and
+  /// item: resume-exact and independent of the number of ranks).
+  double condition_dropout = 0.0;
   /// Optional statements of the tokenizer's ids (vocab_size, pad_id, ...),
   /// checked against tokenizer.json; -1 takes the tokenizer's.
   tokenizer::StatedTokenIds stated;
@@ -92,11 +100,12 @@ class MidiGeneratorTask : public Task {
   std::vector<GraphExport> graphs() override;
 
   models::MidiGenerator& generator() { return model_; }
+  /// The emotion vector [B, 64] the model is conditioned on for `batch`: the
+  /// batch's "emotion" (labelled shards), else the neutral zero vector.
+  at::Tensor emotion_input(const data::Batch& batch) const;
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
 
  private:
-  at::Tensor emotion_of(const data::Batch& batch) const;
-
   MidiGeneratorJobConfig config_;
   std::string data_dir_;
   std::shared_ptr<tokenizer::Tokenizer> tokenizer_;
