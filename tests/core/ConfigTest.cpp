@@ -212,8 +212,8 @@ TEST(Config, DataRootComesOnlyFromTheDocument) {
   const std::string restore = saved ? saved : "";
   ::setenv("KMIDI_DATA_ROOT", "/elsewhere", 1);
   Root plain;
-  load("corpus: ../data/pop909-sample\n").read_into(plain);
-  EXPECT_EQ(plain.corpus.str(), "/data/pop909-sample");
+  load("corpus: data/pop909-sample\n").read_into(plain);
+  EXPECT_EQ(plain.corpus.str(), "/base/data/pop909-sample");
   Root shared;
   load("data_root: ${KMIDI_DATA_ROOT:-../shared}\ncorpus: pop909\nout: runs\n").read_into(shared);
   EXPECT_EQ(shared.corpus.str(), "/elsewhere/pop909");
