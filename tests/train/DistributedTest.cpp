@@ -382,6 +382,36 @@ TEST(Failures, AKilledPeerIsNamedAtOnceWithTheDefaultTimeout) {
   EXPECT_LT(now_seconds() - died, 5.0) << describe(survivor);
 }
 
+TEST(Failures, AKilledPeerOnAnotherMachineIsNamedWithinTwoHeartbeats) {
+  // Rank 1 runs in a PID namespace of its own (unshare, as root), so rank 0
+  // cannot see its process in /proc: as for a rank on another node, its
+  // heartbeat standing still after the transport error names it, within two
+  // heartbeat intervals (2 s each at the default timeout), not the 20 s window.
+  const std::string dir = make_temp_dir("kmidi-ddp-kill-remote");
+  const int port = free_port();
+  const std::vector<std::string> args = with(driver_data_args(), {"--steps", "200", "--timeout", "300"});
+  std::vector<Process> ranks;
+  for (int r = 0; r < 2; ++r) {
+    auto env = launcher_env(EnvStyle::kTorchrun, r, 2, port);
+    env["KMIDI_FAULT"] = "distributed_driver.step:rank1.step3";
+    // A shell as the namespace's init: the driver's own SIGKILL would not reach an init.
+    std::vector<std::string> argv = r == 1 ? std::vector<std::string>{"/usr/bin/unshare", "--pid", "--fork", "/bin/sh",
+                                                                      "-c", "\"$0\" \"$@\"; exit $?", driver_path()}
+                                           : std::vector<std::string>{driver_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ranks.push_back(Process::start(argv, env, dir, "rank" + std::to_string(r)));
+  }
+  const ProcessResult victim = ranks[1].wait(60);
+  ASSERT_NE(victim.exit_code, 0) << describe(victim);
+  ASSERT_FALSE(victim.timed_out) << describe(victim);
+  const double died = now_seconds();
+  const ProcessResult survivor = ranks[0].wait(60);
+  EXPECT_EQ(survivor.exit_code, kExitPeerFailed) << describe(survivor);
+  EXPECT_TRUE(contains(survivor.err, "rank(s) 1 of 2 sent no heartbeat for 4.5 s after a transport error"))
+      << describe(survivor);
+  EXPECT_LT(now_seconds() - died, 10.0) << describe(survivor);
+}
+
 /// Waits until `path` contains `text`; false after `timeout_s`.
 bool wait_for_text(const std::string& path, const std::string& text, double timeout_s) {
   const double deadline = now_seconds() + timeout_s;
