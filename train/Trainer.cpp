@@ -864,7 +864,9 @@ void Trainer::on_stall(int64_t step, double seconds) {
                 "with exit code {}",
                 step, seconds, where, config_.stall_timeout_s, kExitStalled);
   // Weights and state are those of the last finished step until the update
-  // begins; claiming the phase keeps the training thread out of it.
+  // begins; claiming the phase keeps the training thread out of it. (Buffers
+  // that a forward changes in place, such as batch-norm statistics, would be
+  // part-way into the stalled step; kmidi's models have none.)
   bool can_save = false;
   while (!context_->distributed() && (phase == StepPhase::kData || phase == StepPhase::kCompute)) {
     if (step_phase_.compare_exchange_weak(phase, StepPhase::kStalled)) {
