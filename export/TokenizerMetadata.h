@@ -12,7 +12,8 @@
 
 namespace kmidi::onnx {
 
-/// The metadata of a token model: kmidi.tokenizer = tokenizer.to_json() and,
+/// The metadata of a token model: kmidi.tokenizer = tokenizer.to_json() (its
+/// "grammar" says which token may follow which, for masking sampling) and,
 /// for every special token, kmidi.special_token.<name in lower case> = its id
 /// in decimal (e.g. kmidi.special_token.eos = "2"). Goes into GraphExport::metadata.
 std::map<std::string, std::string> tokenizer_metadata(const tokenizer::Tokenizer& tokenizer);

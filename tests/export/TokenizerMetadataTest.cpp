@@ -41,6 +41,10 @@ TEST(TokenizerMetadata, GeneratedIdsDecodeWithOnlyTheFile) {
   EXPECT_EQ(info.metadata_value("kmidi.special_token.bos").value_or(""), "1");
   EXPECT_EQ(info.metadata_value("kmidi.special_token.eos").value_or(""), "2");
   EXPECT_EQ(info.metadata_value("kmidi.special_token.mask").value_or(""), "3");
+  // The grammar travels inside kmidi.tokenizer, so a runtime with only the
+  // file masks sampling as kmidi generate does.
+  EXPECT_NE(info.metadata_value("kmidi.tokenizer").value_or("").find("\"format\": \"kmidi.grammar\""), std::string::npos);
+  EXPECT_TRUE(loaded.grammar() == trained_with.grammar());
 
   // Ids of a real song, and ids a model generated (a trained-from-scratch
   // model emits grammar breaks that decode() must skip the same way).
