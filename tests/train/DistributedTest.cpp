@@ -20,6 +20,7 @@
 #include "tests/train/ProcessHarness.h"
 #include "train/Distributed.h"
 #include "train/detail/GradientBuckets.h"
+#include "train/detail/Watchdog.h"
 
 namespace kmidi::testing {
 namespace {
@@ -111,6 +112,24 @@ TEST(DistributedConfig, BucketSizeDefaultsToPyTorchsAndMustBePositive) {
                                             "job.yaml:2");
     expect_throws_with<config::ConfigError>([&] { read(std::string("bucket_mb: ") + bad + "\n"); }, "bucket_mb");
   }
+}
+
+TEST(FailureTimings, DefaultWindowsFitTheLaunchersThirtySecondGrace) {
+  // torchrun 1.13 SIGKILLs 30 s after its SIGTERM; Slurm's KillWait is 30 s by
+  // default. A peer that dies while this rank stops must be named, and this
+  // rank ended (by itself or by the last resort), within that.
+  using std::chrono::milliseconds;
+  const train::DistributedConfig defaults;
+  const auto t = train::detail::FailureTimings::from_timeout_s(defaults.timeout_s);
+  const milliseconds grace(30000);
+  EXPECT_EQ(t.timeout, milliseconds(300000));
+  EXPECT_LT(t.heartbeat_stale + t.exit_grace, grace);                               // silence, then the last resort
+  EXPECT_LT(2 * t.heartbeat_interval + milliseconds(500) + t.exit_grace, grace / 2);  // a transport error elsewhere
+  // Short timeouts keep their proportions (the tests' 4 s).
+  const auto short_timeout = train::detail::FailureTimings::from_timeout_s(4.0);
+  EXPECT_EQ(short_timeout.heartbeat_stale, milliseconds(2000));
+  EXPECT_EQ(short_timeout.heartbeat_interval, milliseconds(200));
+  EXPECT_EQ(short_timeout.exit_grace, milliseconds(2000));
 }
 
 TEST(DistributedContext, ConfigurationErrors) {
