@@ -12,6 +12,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -21,6 +22,7 @@
 #include "core/Files.h"
 #include "core/Hash.h"
 #include "core/Strings.h"
+#include "datasets/corpus/PrepareConfig.h"
 #include "export/onnx/CheckedWrite.h"
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelBuilder.h"
@@ -122,7 +124,97 @@ void validate_graphs(const std::string& model, const std::vector<train::GraphExp
   }
 }
 
+/// The path fields of a config, by dotted key, in declaration order. Reads
+/// nothing else: lists are skipped (no job names its data inside one).
+class PathFields final : public config::Visitor {
+ public:
+  std::vector<std::pair<std::string, std::string>> found;
+
+  void field(std::string_view, bool&, const config::Spec&) override {}
+  void field(std::string_view, int&, const config::Spec&) override {}
+  void field(std::string_view, int64_t&, const config::Spec&) override {}
+  void field(std::string_view, double&, const config::Spec&) override {}
+  void field(std::string_view, float&, const config::Spec&) override {}
+  void field(std::string_view, std::string&, const config::Spec&) override {}
+  void field(std::string_view key, config::Path& value, const config::Spec&) override {
+    if (!value.empty()) found.emplace_back(prefix_ + std::string(key), value.str());
+  }
+  void field(std::string_view, std::vector<int64_t>&, const config::Spec&) override {}
+  void field(std::string_view, std::vector<double>&, const config::Spec&) override {}
+  void field(std::string_view, std::vector<std::string>&, const config::Spec&) override {}
+  void field(std::string_view, std::vector<config::Path>&, const config::Spec&) override {}
+  void section(std::string_view key, config::Section& value, const config::Spec&) override {
+    const std::string outer = prefix_;
+    prefix_ += std::string(key) + ".";
+    value.visit(*this);
+    prefix_ = outer;
+  }
+  bool reading() const override { return false; }
+  [[noreturn]] void fail(std::string_view key, std::string_view message) override {
+    throw std::logic_error("PathFields: " + std::string(key) + ": " + std::string(message));
+  }
+
+ protected:
+  std::optional<size_t> begin_list(std::string_view, size_t, const config::Spec&) override { return std::nullopt; }
+  void list_item(size_t, config::Section&) override {}
+  void end_list() override {}
+
+ private:
+  std::string prefix_;
+};
+
+std::optional<TrainingDataset> declared(const corpus::DatasetInfo& d, const std::string& source) {
+  if (d.id.empty()) return std::nullopt;
+  return TrainingDataset{d.id, d.license, d.version, source};
+}
+
+/// The data set in the resolved prepare config that `kmidi prepare` kept in its report.
+std::optional<TrainingDataset> dataset_of_report(const std::string& report_path) {
+  const auto report = nlohmann::json::parse(files::read_all(report_path), nullptr, false);
+  if (!report.is_object() || !report.contains("config") || !report["config"].is_string()) {
+    throw DataError(report_path + ": not a prepare report; expected a JSON object with the prepare config under \"config\"");
+  }
+  const config::Document doc = config::Document::load_string(
+      report["config"].get<std::string>(), report_path + " (config)", fs::path(report_path).parent_path().string());
+  corpus::PrepareConfig prepare;
+  doc.read_into(prepare);
+  return declared(prepare.dataset, report_path);
+}
+
+/// Registry fields of the published files: the ONNX file is the entry's file.
+void fill_published_fields(registry::RegistryEntry& e, const std::optional<TrainingDataset>& dataset) {
+  if (!e.exports) e.exports = registry::ExportInfo{};
+  e.exports->onnx_path = e.file;
+  e.exports->onnx_sha256 = e.exports->sha256;
+  if (!e.training) e.training = registry::TrainingInfo{};
+  if (!dataset) return;
+  e.training->dataset_id = dataset->id;
+  e.training->dataset_license = dataset->license;
+  if (!dataset->version.empty()) e.training->dataset_version = dataset->version;
+}
+
 }  // namespace
+
+std::optional<TrainingDataset> training_dataset(train::JobConfig& job, std::vector<std::string>* looked_at) {
+  if (!job.task_config) return std::nullopt;
+  PathFields paths;
+  job.task_config->visit(paths);
+  for (const auto& [key, path] : paths.found) {
+    const bool prepare_config = key == "prepare" || (key.size() > 8 && key.compare(key.size() - 8, 8, ".prepare") == 0);
+    std::error_code ec;
+    std::optional<TrainingDataset> found;
+    if (prepare_config) {
+      if (looked_at) looked_at->push_back(key + ": " + path);
+      found = declared(corpus::load_prepare_config(path).dataset, path);
+    } else if (fs::is_regular_file(fs::path(path) / "prepare_report.json", ec)) {
+      const std::string report = (fs::path(path) / "prepare_report.json").string();
+      if (looked_at) looked_at->push_back(key + ": " + report);
+      found = dataset_of_report(report);
+    }
+    if (found) return found;
+  }
+  return std::nullopt;
+}
 
 std::string model_name(const train::JobConfig& job) {
   std::string name;
@@ -222,6 +314,25 @@ ModelExportResult export_model(train::JobConfig& job, const train::TaskRegistry&
   if (graphs.empty()) throw UsageError("task '" + job.task + "' has no ONNX export (Task::graphs() is empty)");
   validate_graphs(result.model, graphs);
 
+  // Registry entries name their training data: found before any work, so
+  // that a job without it fails in a second, not after the parity runs.
+  std::vector<std::string> looked_at;
+  std::optional<TrainingDataset> dataset;
+  try {
+    dataset = training_dataset(job, &looked_at);
+  } catch (...) {
+    rethrow_with(result.model + ": the training data's prepare config");
+  }
+  const bool has_entries =
+      std::any_of(graphs.begin(), graphs.end(), [](const train::GraphExport& g) { return !g.registry_task.empty(); });
+  if (has_entries && !dataset) {
+    throw DataError(result.model + ": the registry entry needs the training data's id and licence, and the job's "
+                    "data names no prepare config that declares them (add `dataset: {id: ..., license: ...}` to the "
+                    "prepare config; looked at: " +
+                    (looked_at.empty() ? std::string("no data.prepare and no prepared folder") : strings::join(looked_at, "; ")) +
+                    ")");
+  }
+
   const std::string config_text = loaded.config_yaml.empty() ? config::to_yaml(job) : loaded.config_yaml;
   const std::string config_sha256 = hash::sha256_hex(config_text);
   const std::string git_commit = build::git_commit();
@@ -318,6 +429,7 @@ ModelExportResult export_model(train::JobConfig& job, const train::TaskRegistry&
     registry::ExportInfo exports;
     exports.sha256 = result.graphs[gi].sha256;
     e.exports = exports;
+    fill_published_fields(e, dataset);
     result.entries.push_back(std::move(e));
     entry_graphs.push_back(gi);
   }
@@ -333,7 +445,10 @@ ModelExportResult export_model(train::JobConfig& job, const train::TaskRegistry&
   // Every check passed: publish. (Each rename is atomic; a crash between two
   // leaves some files new and some old, each one complete and checked.)
   for (auto& s : staged) s->commit();
-  for (size_t i = 0; i < entry_graphs.size(); ++i) result.entries[i].file = result.graphs[entry_graphs[i]].file_name;
+  for (size_t i = 0; i < entry_graphs.size(); ++i) {
+    result.entries[i].file = result.graphs[entry_graphs[i]].file_name;
+    result.entries[i].exports->onnx_path = result.entries[i].file;
+  }
   result.seconds = seconds_since(start);
   return result;
 }

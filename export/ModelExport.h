@@ -14,6 +14,7 @@
 // previous files stay as they were.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -83,6 +84,10 @@ std::string select_checkpoint(const train::JobConfig& job, const std::string& ch
 /// emitter), kmidi.config_sha256 (SHA-256 of the config the checkpoint was
 /// trained with), kmidi.git_commit (the commit kmidi was built from, "unknown"
 /// outside a checkout), kmidi.train_step, then GraphExport::metadata.
+/// Registry entries (graphs with a registry task) carry exports.onnx_path (the
+/// file itself) and training.dataset_id / dataset_license from
+/// training_dataset(); a job whose data declares no data set is a DataError
+/// found before any graph is emitted.
 /// Throws CheckFailed when a check refuses a graph (checker, shape inference,
 /// parity, extra_check), DataError for checkpoint and file problems,
 /// UsageError for a task that exports nothing or declares a graph wrongly.
@@ -96,6 +101,22 @@ ModelExportResult export_model(train::JobConfig& job, const train::TaskRegistry&
 /// duration from the checkpoint's meta.json, batch size, learning rate and
 /// optimizer from the job config. Fields that are unknown stay absent.
 registry::TrainingInfo training_info(const train::JobConfig& job, const std::string& meta_json, int64_t step);
+
+/// The data set a model was trained on, as its prepare config declares it
+/// (`dataset: {id:, license:, version:}`).
+struct TrainingDataset {
+  std::string id, license, version;
+  std::string source;  ///< the prepare config or prepare_report.json it came from
+};
+
+/// Finds the job's data set through the path fields of its task sections, in
+/// declaration order: a field named `prepare` is a prepare config; a folder
+/// holding prepare_report.json was made by `kmidi prepare` (its report keeps
+/// the resolved prepare config). The first one that declares a data set wins.
+/// Returns nullopt when none does (`looked_at` then lists what was read).
+/// Throws config::ConfigError / DataError when a prepare config or report
+/// that the job names cannot be read.
+std::optional<TrainingDataset> training_dataset(train::JobConfig& job, std::vector<std::string>* looked_at = nullptr);
 
 /// Human-readable lines: one per graph (file, size, parity runs, max diffs, seconds).
 std::string describe(const ModelExportResult& result);

@@ -42,10 +42,20 @@ void ValidateThresholds::visit(config::Visitor& v) {
   limit("max_out_of_range_tokens", max_out_of_range_tokens, "shard token ids outside the vocabulary");
 }
 
+void DatasetInfo::visit(config::Visitor& v) {
+  using config::Spec;
+  v.field("id", id, Spec("the data set's name, lower case (registry training.dataset_id), e.g. pop909"));
+  v.field("license", license, Spec("its licence, an SPDX identifier where one exists (registry training.dataset_license)"));
+  v.field("version", version, Spec("its release, when it has one (registry training.dataset_version)"));
+  v.check(id.empty() == license.empty(), id.empty() ? "id" : "license",
+          "dataset needs both id and license (the registry requires the pair)");
+}
+
 void PrepareConfig::visit(config::Visitor& v) {
   using config::Spec;
   v.field("data_root", data_root, Spec("folder that data paths (corpus.root, manifests, split lists) resolve against; unset: the config's "
                                          "folder. The shipped configs set ${KMIDI_DATA_ROOT:-../../shared/data}"));
+  v.section("dataset", dataset, Spec("what the corpus is, for the registry entries of models trained on it"));
   v.section("corpus", corpus, Spec().required());
   v.section("split", split);
   v.section("tokenizer", tokenizer);

@@ -46,8 +46,17 @@ struct ValidateThresholds : config::Section {
   void visit(config::Visitor& v) override;
 };
 
+/// What the corpus is, for the registry entries of models trained on it.
+struct DatasetInfo : config::Section {
+  std::string id;       ///< e.g. "pop909"; registry training.dataset_id
+  std::string license;  ///< SPDX identifier where one exists, e.g. "MIT"; registry training.dataset_license
+  std::string version;  ///< optional, e.g. "1.0.0"
+  void visit(config::Visitor& v) override;
+};
+
 struct PrepareConfig : config::Section {
   config::Path data_root;  ///< where data paths resolve; unset: the config's folder
+  DatasetInfo dataset;
   CorpusConfig corpus;
   SplitConfig split;
   tokenizer::TokenizerConfig tokenizer;

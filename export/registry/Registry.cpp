@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -246,6 +247,34 @@ void check_hash(const rapidjson::Value& entry, const char* hash_pointer, const s
   }
 }
 
+/// A published model says what it was trained on and where its ONNX file is:
+/// the fields engines and licence audits read, which JSON Schema draft 4
+/// cannot require for some statuses only.
+void check_published_fields(const rapidjson::Value& e, const std::string& at, std::vector<Problem>& problems) {
+  const std::string status = e["status"].GetString();
+  if (status != "trained" && status != "production") return;
+  const auto missing_of = [&](const char* object, std::initializer_list<const char*> fields) {
+    const rapidjson::Value* o = rapidjson::Pointer(object).Get(e);
+    std::string missing;
+    for (const char* f : fields) {
+      if (!o || !o->IsObject() || !o->HasMember(f)) missing += (missing.empty() ? "\"" : ", \"") + std::string(f) + "\"";
+    }
+    return missing;
+  };
+  const std::string training = missing_of("/training", {"dataset_id", "dataset_license"});
+  if (!training.empty()) {
+    problems.push_back({at + "/training", "missing required field " + training + "; an entry with status \"" + status +
+                                              "\" names the data set it was trained on and its licence"});
+  }
+  if (std::string(e["format"].GetString()) == "onnx") {
+    const std::string exports = missing_of("/exports", {"onnx_path"});
+    if (!exports.empty()) {
+      problems.push_back({at + "/exports", "missing required field " + exports + "; an ONNX entry with status \"" +
+                                               status + "\" gives the path of its ONNX file"});
+    }
+  }
+}
+
 std::vector<Problem> check_entries(const rapidjson::Document& doc, const fs::path& base_dir, bool check_files) {
   std::vector<Problem> problems;
   std::map<std::string, size_t> first_use;
@@ -259,6 +288,7 @@ std::vector<Problem> check_entries(const rapidjson::Document& doc, const fs::pat
       problems.push_back({at + "/id", "duplicate id \"" + id + "\"; expected unique ids, first used by models[" +
                                           std::to_string(it->second) + "]"});
     }
+    check_published_fields(e, at, problems);
     if (!check_files) continue;
     const auto file = check_path(e, "/file", at, base_dir, problems);
     check_hash(e, "/exports/sha256", file, at, problems);

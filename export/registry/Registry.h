@@ -50,13 +50,14 @@ struct RegistryEntry {
 /// The JSON Schema text the validator uses (export/schema/registry.schema.json).
 std::string_view registry_schema();
 
-/// Validates manifest JSON against the schema, then: ids unique, paths inside
-/// `base_dir` and present there, exports.sha256 / onnx_sha256 equal to the
-/// files' hashes. Throws CheckFailed listing every problem (the schema reports
+/// Validates manifest JSON against the schema, then: ids unique; an entry with
+/// status trained or production has training.dataset_id and dataset_license,
+/// and, when its format is onnx, exports.onnx_path; paths inside `base_dir`
+/// and present there; exports.sha256 / onnx_sha256 equal to the files' hashes. Throws CheckFailed listing every problem (the schema reports
 /// its first), each as "models[I] (id "ID") at /json/pointer: what; expected X,
 /// got Y"; its first line names the first problem. Throws DataError when
 /// `text` is not JSON (with the byte offset). `origin` names the manifest.
-/// With `check_files` false, only the schema and unique ids are checked (for
+/// With `check_files` false, the files are not looked at (for
 /// a manifest whose files may have changed since, e.g. the previous night's).
 void validate_manifest_text(std::string_view text, const std::string& base_dir, const std::string& origin,
                             bool check_files = true);

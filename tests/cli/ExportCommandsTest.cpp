@@ -12,6 +12,7 @@
 #include "core/Files.h"
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelBuilder.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi {
 namespace {
@@ -36,11 +37,7 @@ CliRun run_kmidi(const std::string& args) {
   return r;
 }
 
-fs::path scratch() {
-  const fs::path dir = fs::temp_directory_path() / ("kmidi_cli_export_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path scratch() { return test::scratch_dir("cli_export"); }
 
 std::string model(int64_t declared_width) {
   onnx::ModelBuilder b;
@@ -76,7 +73,9 @@ TEST(CliExport, RegistryValidate) {
   const fs::path dir = scratch();
   files::write_atomic((dir / "groove.onnx").string(), model(64));
   const std::string entry = R"({"id": "groove", "file": "groove.onnx", "format": "onnx", "task": "groove_prediction",
-                                "input_size": 64, "output_size": 32, "status": "trained"})";
+                                "input_size": 64, "output_size": 32, "status": "trained",
+                                "training": {"dataset_id": "groove-midi", "dataset_license": "CC-BY-4.0"},
+                                "exports": {"onnx_path": "groove.onnx"}})";
   const std::string good = (dir / "registry.json").string();
   files::write_atomic(good, "{\"models\": [" + entry + "]}");
   CliRun r = run_kmidi("registry validate " + good);

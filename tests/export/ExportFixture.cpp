@@ -106,7 +106,8 @@ std::string export_job_yaml(const std::string& runs_dir, const std::string& name
          ", device: cpu, threads: 1, resume: auto}\n"
          "train: {max_steps: " + std::to_string(max_steps) +
          ", batch_size: 32, eval_every: 4, checkpoint_every: 4, log_every: 2, ema: {decay: 0.5}}\n"
-         "model: {hidden: 32, dropout: 0.1}\n";
+         "model: {hidden: 32, dropout: 0.1}\n"
+         "data: {prepare: " + std::string(KMIDI_SOURCE_DIR) + "/configs/prepare_groove.yaml}\n";
 }
 
 }  // namespace kmidi::test

@@ -18,6 +18,9 @@
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "core/Hash.h"
+#include "core/Strings.h"
+#include "datasets/corpus/Prepare.h"
+#include "datasets/corpus/PrepareConfig.h"
 #include "export/ModelExport.h"
 #include "export/NightlyExport.h"
 #include "export/OrtRunner.h"
@@ -28,6 +31,7 @@
 #include "tests/support/TestSupport.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
+#include "train/Tasks.h"
 
 namespace kmidi::exporter {
 namespace {
@@ -135,6 +139,14 @@ TEST(ExportPipeline, ExportsTheNewestCheckpointWithMetadataParityAndRegistryEntr
   EXPECT_EQ(e.task, "custom");
   EXPECT_EQ(e.status, "trained");
   EXPECT_EQ(e.exports->sha256.value_or(""), hash::sha256_file(out + "/groove_small.onnx"));
+  // The ONNX file is the entry's file; the data set is prepare_groove.yaml's `dataset:`.
+  EXPECT_EQ(e.exports->onnx_path.value_or(""), "groove_small.onnx");
+  EXPECT_EQ(e.exports->onnx_sha256.value_or(""), hash::sha256_file(out + "/groove_small.onnx"));
+  EXPECT_EQ(r.entries[1].exports->onnx_path.value_or(""), "groove_small_mirror.onnx");
+  ASSERT_TRUE(e.training.has_value());
+  EXPECT_EQ(e.training->dataset_id.value_or(""), "groove-midi");
+  EXPECT_EQ(e.training->dataset_license.value_or(""), "CC-BY-4.0");
+  EXPECT_EQ(e.training->dataset_version.value_or(""), "1.0.0");
   ASSERT_TRUE(e.training.has_value());
   const std::string run = dir + "/runs/Groove-Small";
   EXPECT_EQ(e.training->run_id.value_or(""), "Groove-Small");
@@ -150,6 +162,47 @@ TEST(ExportPipeline, ExportsTheNewestCheckpointWithMetadataParityAndRegistryEntr
 
   const std::string text = describe(r);
   EXPECT_NE(text.find("groove_small_mirror.onnx"), std::string::npos) << text;
+}
+
+TEST(ExportPipeline, AJobWhoseDataDeclaresNoDataSetIsRefusedBeforeAnyFile) {
+  const std::string dir = test::scratch_dir("export_no_dataset");
+  const std::string config = train_run(dir, "job", "groove_fixture", 4);
+  std::string yaml = files::read_all(config);
+  const size_t at = yaml.find("data: {prepare:");
+  ASSERT_NE(at, std::string::npos) << yaml;
+  files::write_atomic(config, yaml.substr(0, at));  // the same run, no prepare config named
+  try {
+    export_model(*job_of(config), tasks(), to(dir + "/out"));
+    FAIL() << "expected DataError";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("job: the registry entry needs the training data's id and licence"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir + "/out/job.onnx"));
+}
+
+TEST(ExportPipeline, TrainingDataSetComesFromThePrepareConfigOrThePreparedFolder) {
+  // The generator's shipped job names its prepare config.
+  auto job = train::load_job_config(test::source_path("configs/midi_generator_tiny.yaml"), {}, train::builtin_tasks());
+  std::vector<std::string> looked_at;
+  auto found = training_dataset(*job, &looked_at);
+  ASSERT_TRUE(found) << strings::join(looked_at, "; ");
+  EXPECT_EQ(found->id, "pop909-sample");
+  EXPECT_EQ(found->license, "MIT");
+  EXPECT_NE(found->source.find("prepare_pop909_sample.yaml"), std::string::npos) << found->source;
+
+  // Prepared shards in data.dir: the report beside them keeps the prepare config.
+  const std::string shards = test::scratch_dir("export_dataset_shards");
+  corpus::run_prepare(corpus::load_prepare_config(test::source_path("configs/prepare_pop909_sample.yaml"),
+                                                  {"output.dir=" + shards}));
+  job = train::load_job_config(test::source_path("configs/midi_generator_tiny.yaml"),
+                               {"data.prepare=''", "data.dir=" + shards}, train::builtin_tasks());
+  found = training_dataset(*job);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, "pop909-sample");
+  EXPECT_EQ(found->license, "MIT");
+  EXPECT_EQ(found->source, shards + "/prepare_report.json");
 }
 
 TEST(ExportPipeline, AutoSkipsACorruptNewestCheckpointAndSaysSo) {

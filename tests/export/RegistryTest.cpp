@@ -12,6 +12,7 @@
 
 #include "core/Errors.h"
 #include "core/Files.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::registry {
 namespace {
@@ -25,9 +26,7 @@ constexpr const char* kAbcSha256 = "ba7816bf8f01cfea414140de5dae2223b00361a39617
 class Registry : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("kmidi_registry_" + std::to_string(::getpid())) /
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(dir_);
+    dir_ = test::scratch_dir(std::string("registry_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_ / "models");
     files::write_atomic((dir_ / "models" / "emotion.onnx").string(), "abc");
     files::write_atomic((dir_ / "models" / "groove.json").string(), "{\"layers\": []}");
@@ -44,7 +43,7 @@ class Registry : public ::testing::Test {
                     "batch_size": 32, "learning_rate": 0.0003, "optimizer": "adamw", "loss": "mse",
                     "train_loss": 0.12, "val_loss": 0.15, "test_loss": 0.16, "run_id": "r1", "git_commit": "865d7ca",
                     "training_date": "2024-05-01T03:12:00Z", "hardware": "cpu", "duration_seconds": 42.5},
-       "exports": {"sha256": ")" + std::string(kAbcSha256) + R"("},
+       "exports": {"sha256": ")" + std::string(kAbcSha256) + R"(", "onnx_path": "models/emotion.onnx"},
        "model_card": "models/emotion.md", "license": "MIT"},
       {"id": "groove_1", "file": "models/groove.json", "format": "rtneural-json", "task": "groove_prediction",
        "input_size": 64, "output_size": 32, "status": "stub",
@@ -238,6 +237,11 @@ TEST_F(Registry, WriterValidatesBeforeWriting) {
   e.input_size = 128;
   e.output_size = 64;
   e.status = "trained";
+  e.training = TrainingInfo{};
+  e.training->dataset_id = "emopia";
+  e.training->dataset_license = "CC-BY-NC-SA-4.0";
+  e.exports = ExportInfo{};
+  e.exports->onnx_path = e.file;
   fill_hashes(e, dir_.string());
   EXPECT_EQ(e.exports->sha256, std::optional<std::string>(kAbcSha256));
   entries.push_back(e);
@@ -259,12 +263,39 @@ TEST_F(Registry, WriterValidatesBeforeWriting) {
   std::vector<RegistryEntry> twice = {e, e};
   expect_refused(twice, "duplicate id \"emotion\"");
   RegistryEntry nan_loss = e;
-  nan_loss.training = TrainingInfo{};
   nan_loss.training->val_loss = std::nan("");
   expect_refused({nan_loss}, "at /models/0/training/val_loss: expected number, got null");
   RegistryEntry too_wide = e;
   too_wide.input_size = 129;
   expect_refused({too_wide}, "at /models/0/input_size: expected at most 128, got 129");
+  RegistryEntry no_dataset = e;
+  no_dataset.training->dataset_license.reset();
+  expect_refused({no_dataset}, "at /models/0/training: missing required field \"dataset_license\"");
+}
+
+// Engines and licence audits read these of every published model.
+TEST_F(Registry, PublishedEntriesNameTheirDataAndTheirOnnxFile) {
+  json m = valid();
+  m["models"][0]["training"].erase("dataset_id");
+  m["models"][0]["training"].erase("dataset_license");
+  EXPECT_CONTAINS(error_of(m), "models[0] (id \"emotion\") at /models/0/training: missing required field "
+                               "\"dataset_id\", \"dataset_license\"; an entry with status \"trained\" names the "
+                               "data set it was trained on and its licence");
+  m["models"][0].erase("training");
+  EXPECT_CONTAINS(error_of(m), "at /models/0/training: missing required field \"dataset_id\", \"dataset_license\"");
+  m = valid();
+  m["models"][0]["exports"].erase("onnx_path");
+  EXPECT_CONTAINS(error_of(m), "at /models/0/exports: missing required field \"onnx_path\"; an ONNX entry with "
+                               "status \"trained\" gives the path of its ONNX file");
+  m["models"][0]["status"] = "production";
+  EXPECT_CONTAINS(error_of(m), "status \"production\" gives the path of its ONNX file");
+  // Models not yet published need neither (the stub entry has no training block).
+  m["models"][0]["status"] = "training";
+  m["models"][0].erase("training");
+  EXPECT_EQ(error_of(m), "(valid)");
+  // Checked without looking at files, too (the previous night's manifest).
+  m["models"][0]["status"] = "trained";
+  EXPECT_THROW(validate_manifest_text(m.dump(), dir_.string(), "registry.json", /*check_files=*/false), CheckFailed);
 }
 
 TEST(RegistrySchema, CompiledInSchemaIsTheShippedFile) {

@@ -12,6 +12,7 @@ namespace kmidi::test {
 
 void GrooveDataConfig::visit(config::Visitor& v) {
   v.field("csv", csv, config::Spec("Groove MIDI info.csv").data_path());
+  v.field("prepare", prepare, config::Spec("prepare config that declares the data set (registry entries)"));
   v.field("test_labels", test_labels, config::Spec("keep targets on the test split"));
 }
 

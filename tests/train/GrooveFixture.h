@@ -21,6 +21,7 @@ namespace kmidi::test {
 
 struct GrooveDataConfig : config::Section {
   config::Path csv = KMIDI_SHARED_DATA "/groove-midi/groove/info.csv";
+  config::Path prepare;     ///< optional prepare config declaring the data set (exports read it for the registry)
   bool test_labels = true;  ///< false: the test split comes without targets
   void visit(config::Visitor& v) override;
 };

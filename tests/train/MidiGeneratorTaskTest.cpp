@@ -38,7 +38,7 @@ const std::string& sample_shards() {
   static std::string dir;
   static std::once_flag once;
   std::call_once(once, [] {
-    dir = test::scratch_dir("generator_shards");
+    dir = test::scratch_dir("generator_shards", test::ScratchLifetime::kProgram);
     corpus::PrepareConfig c = corpus::load_prepare_config(test::source_path("configs/prepare_pop909_sample.yaml"),
                                                           {"output.dir=" + dir});
     corpus::run_prepare(c);
@@ -191,7 +191,7 @@ const std::string& tiny_checkpoint() {
   static std::string path;
   static std::once_flag once;
   std::call_once(once, [] {
-    auto job = tiny_job(test::scratch_dir("generator_ckpt"), {"train.max_steps=8", "train.eval_every=0"});
+    auto job = tiny_job(test::scratch_dir("generator_ckpt", test::ScratchLifetime::kProgram), {"train.max_steps=8", "train.eval_every=0"});
     path = run_training(*job, builtin_tasks()).last_checkpoint;
   });
   return path;
@@ -269,6 +269,13 @@ TEST(MidiGeneratorTask, GraphsMatchLibTorchInOnnxruntimeAndCarryTheTokenizer) {
     EXPECT_EQ(info.metadata_value("kmidi.special_token.pad").value_or(""), std::to_string(task.tokenizer().pad_id()));
     EXPECT_EQ(info.metadata_value("kmidi.special_token.eos").value_or(""), std::to_string(task.tokenizer().eos_id()));
   }
+  // The registry's output_size is what an engine sizes its logits buffer
+  // from: the last dimension of `logits`, the vocabulary.
+  EXPECT_EQ(graphs[0].registry_task, "melody_generation");
+  EXPECT_EQ(graphs[0].registry_output_size, task.tokenizer().vocab_size());
+  const onnx::OnnxModelInfo full = onnx::read_model_info(dir + "/generator.onnx");
+  ASSERT_EQ(full.outputs.at(0).name, "logits");
+  EXPECT_EQ(full.outputs.at(0).shape.back().size(), graphs[0].registry_output_size);
 }
 
 }  // namespace

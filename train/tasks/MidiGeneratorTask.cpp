@@ -279,7 +279,7 @@ std::vector<GraphExport> MidiGeneratorTask::graphs() {
   }
   full.registry_task = "melody_generation";
   full.registry_input_size = emotion_dim;  // the conditioning vector; tokens are the sequence
-  full.registry_output_size = 1;           // one next token per position
+  full.registry_output_size = tokenizer_->vocab_size();  // logits per position: engines size buffers from it
 
   GraphExport incremental = full;
   incremental.extra_check = nullptr;  // one cross-file check per export
