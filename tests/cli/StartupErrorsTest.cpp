@@ -94,8 +94,9 @@ TEST(StartupErrors, EmptyTrainShardIsNamedAndLeavesNoRunFolder) {
   EXPECT_FALSE(fs::exists(dir + "/runs")) << r.output;
 }
 
-// The README's commands in a checkout laid out like a fresh clone (configs/
-// and data/ side by side, no ../shared), with KMIDI_DATA_ROOT set.
+// The README's commands (train, evaluate, export) in a checkout laid out like
+// a fresh clone (configs/ and data/ side by side, no ../shared), with
+// KMIDI_DATA_ROOT set.
 TEST(StartupErrors, GeneratorJobWorksWithKmidiDataRootSet) {
   const fs::path clone = test::scratch_dir("startup_clone");
   fs::create_directories(clone / "configs");
@@ -122,6 +123,10 @@ TEST(StartupErrors, GeneratorJobWorksWithKmidiDataRootSet) {
   const test::CommandResult evaluated =
       kmidi("evaluate --config " + tiny + " --checkpoint " + best + " --split test", env);
   EXPECT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  const test::CommandResult exported =
+      kmidi("export --config " + tiny + " --out " + (clone / "exports").string(), env);
+  EXPECT_EQ(exported.exit_code, 0) << exported.output;
+  EXPECT_TRUE(fs::exists(clone / "exports/midi_generator_tiny.onnx")) << exported.output;
   EXPECT_FALSE(fs::exists(clone / "elsewhere"));
 }
 
