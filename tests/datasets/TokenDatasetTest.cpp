@@ -14,6 +14,7 @@
 
 #include "core/Errors.h"
 #include "datasets/shards/ShardWriter.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::data {
 namespace {
@@ -29,9 +30,7 @@ struct Fixture {
 /// so that any window is recognisable; piece 2 has no arousal label.
 Fixture make_shards(const std::string& name, bool with_emotion, const std::string& sha_override = "") {
   Fixture f;
-  f.dir = fs::temp_directory_path() / ("kmidi_token_dataset_" + std::to_string(::getpid())) / name;
-  fs::remove_all(f.dir);
-  fs::create_directories(f.dir);
+  f.dir = test::scratch_dir("token_dataset_" + name);
   const tokenizer::Tokenizer tok{tokenizer::TokenizerConfig{}};
   tok.save((f.dir / "tokenizer.json").string());
   std::vector<shards::LabelColumn> columns;

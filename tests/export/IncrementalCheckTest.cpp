@@ -21,7 +21,7 @@ struct Files {
 const Files& graphs() {
   static const Files files = [] {
     const auto tok = test::real_tokenizer();
-    const std::string dir = test::scratch_dir("incremental_check");
+    const std::string dir = test::scratch_dir("incremental_check", test::ScratchLifetime::kProgram);
     Files f{dir + "/generator.onnx", dir + "/generator_incremental.onnx", dir + "/other_incremental.onnx",
             dir + "/bare.onnx"};
     models::MidiGenerator model = test::small_generator(tok.vocab_size(), 11);

@@ -17,6 +17,7 @@
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelBuilder.h"
 #include "export/onnx/ModelCheck.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::onnx {
 namespace {
@@ -26,11 +27,7 @@ namespace fs = std::filesystem;
 
 constexpr double kTol = 1e-5;
 
-fs::path scratch_file(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("kmidi_ort_parity_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
-}
+fs::path scratch_file(const std::string& name) { return fs::path(test::scratch_dir("ort_parity_" + name)) / name; }
 
 void required_metadata(ModelBuilder& b, const std::string& family) {
   b.set_metadata(meta::kFormatVersion, meta::kCurrentFormatVersion);

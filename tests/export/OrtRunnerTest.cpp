@@ -20,17 +20,14 @@
 #include "export/onnx/CheckedWrite.h"
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelBuilder.h"
+#include "tests/support/TestSupport.h"
 
 namespace kmidi::onnx {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("kmidi_ort_runner_" + std::to_string(::getpid())) / name;
-  fs::create_directories(p.parent_path());
-  return p;
-}
+fs::path scratch(const std::string& name) { return fs::path(test::scratch_dir("ort_runner_" + name)) / name; }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 

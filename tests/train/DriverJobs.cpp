@@ -11,26 +11,6 @@
 
 namespace kmidi::testing {
 
-namespace {
-
-/// Removes the tests' folders after a passing run; a failing run keeps them
-/// (their paths are in the failure messages) for a look at the logs.
-class RemoveTempDirsWhenPassed : public ::testing::Environment {
- public:
-  void TearDown() override {
-    if (!::testing::UnitTest::GetInstance()->Passed()) return;
-    for (const auto& dir : temp_dirs()) {
-      std::error_code ignored;
-      std::filesystem::remove_all(dir, ignored);
-    }
-  }
-};
-
-[[maybe_unused]] ::testing::Environment* const kRemoveTempDirs =
-    ::testing::AddGlobalTestEnvironment(new RemoveTempDirsWhenPassed);
-
-}  // namespace
-
 std::string driver_path() { return std::string(KMIDI_BINARY_DIR) + "/kmidi_distributed_driver"; }
 
 std::vector<std::string> driver_data_args() {

@@ -26,7 +26,7 @@ const std::string& shards() {
   static std::string dir;
   static std::once_flag once;
   std::call_once(once, [] {
-    dir = test::scratch_dir("generator_ddp_shards");
+    dir = test::scratch_dir("generator_ddp_shards", test::ScratchLifetime::kProgram);
     corpus::run_prepare(corpus::load_prepare_config(test::source_path("configs/prepare_pop909_sample.yaml"),
                                                     {"output.dir=" + dir}));
   });

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -17,6 +18,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "tests/support/TestSupport.h"
 
 extern char** environ;
 
@@ -171,15 +174,9 @@ int free_port() {
 }
 
 std::string make_temp_dir(const std::string& prefix) {
-  std::string pattern = (std::filesystem::temp_directory_path() / (prefix + ".XXXXXX")).string();
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-  temp_dirs().push_back(pattern);
-  return pattern;
-}
-
-std::vector<std::string>& temp_dirs() {
-  static std::vector<std::string> dirs;
-  return dirs;
+  // Program lifetime, as before the shared helper: a test may keep a job's folder in a cache.
+  static std::atomic<int> made{0};
+  return test::scratch_dir(prefix + "." + std::to_string(made++), test::ScratchLifetime::kProgram);
 }
 
 ProcessResult run_process(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,

@@ -57,11 +57,9 @@ class Process {
 /// A TCP port that was free a moment ago on 127.0.0.1.
 int free_port();
 
-/// A fresh empty folder under the system's temp folder, listed in temp_dirs().
+/// A fresh empty folder test::scratch_dir(prefix.N), removed after a passing
+/// run (kept and printed after a failing one).
 std::string make_temp_dir(const std::string& prefix);
-
-/// Every folder make_temp_dir() made in this process (removed after a passing run).
-std::vector<std::string>& temp_dirs();
 
 /// Monotonic seconds.
 double now_seconds();

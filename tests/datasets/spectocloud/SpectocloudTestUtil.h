@@ -49,7 +49,7 @@ inline SpectocloudPrepareConfig parse_prepare(const std::string& yaml) {
 /// The cache of small_prepare_yaml(), prepared once per process.
 inline const std::string& small_cache() {
   static const std::string path = [] {
-    const std::string dir = test::scratch_dir("spectocloud-small");
+    const std::string dir = test::scratch_dir("spectocloud-small", test::ScratchLifetime::kProgram);
     run_spectocloud_prepare(parse_prepare(small_prepare_yaml(dir)));
     return dir + "/cache.h5";
   }();
