@@ -25,6 +25,10 @@ class Dataset {
   virtual std::string item_id(size_t index) const = 0;
   /// Optional cost of an item (e.g. its length), for length-aware batching.
   virtual int64_t item_cost(size_t index) const { return 1; }
+  /// Token budget of one training micro-batch (data.batching.tokens_per_batch):
+  /// the sampler then groups items so that items x the longest item_cost()
+  /// stays within it, instead of taking train.batch_size items. 0: off.
+  virtual int64_t tokens_per_batch() const { return 0; }
   /// Called before any batch of training epoch `epoch` is built (never while
   /// one is being built). Data whose items change per epoch (random crops)
   /// follows it; the default ignores it.

@@ -50,7 +50,13 @@ void EmotionDataConfig::visit(config::Visitor& v) {
           Spec("MIDI folder or file WITHOUT labels used as the test split (evaluation writes predictions, skips metrics)")
               .data_path());
   v.field("splits", splits, Spec("shard names of the train, validation and test splits").size(3));
+  v.section("batching", batching, Spec("training micro-batches by token budget instead of train.batch_size clips"));
   v.check(!uses_features() || !midi_root.empty(), "midi_root", "is required when inputs use features");
+  v.check(batching.tokens_per_batch == 0 || uses_tokens(), "batching",
+          "tokens_per_batch needs token inputs (inputs: tokens or both)");
+  v.check(batching.tokens_per_batch == 0 || batching.tokens_per_batch >= max_length, "batching",
+          "tokens_per_batch " + std::to_string(batching.tokens_per_batch) + " is smaller than max_length " +
+              std::to_string(max_length) + ": a full-length clip would not fit");
 }
 
 std::string EmotionDataConfig::feature_cache_path() const {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/Config.h"
+#include "datasets/BatchingConfig.h"
 #include "datasets/Dataset.h"
 #include "datasets/features/EmotionFeatures.h"
 
@@ -51,6 +52,7 @@ struct EmotionDataConfig : config::Section {
   int64_t max_length = 512;     ///< tokens per row (T)
   config::Path unlabelled_test; ///< a folder (or .mid file) of MIDI files without labels used as the test split
   std::vector<std::string> splits{"train", "validation", "test"};  ///< shard names of train, validation, test
+  BatchingConfig batching;      ///< with token inputs: training micro-batches by token budget
   void visit(config::Visitor& v) override;
   bool uses_tokens() const { return inputs != "features"; }
   bool uses_features() const { return inputs != "tokens"; }
@@ -75,6 +77,7 @@ struct EmotionDatasetOptions {
   bool labelled = true;
   int64_t max_length = 512;
   int32_t pad_id = 0;
+  int64_t tokens_per_batch = 0;  ///< training token budget (Dataset::tokens_per_batch); 0: off
 };
 
 class EmotionDataset final : public Dataset {
@@ -87,6 +90,7 @@ class EmotionDataset final : public Dataset {
   bool has_targets() const override { return options_.labelled; }
   std::string item_id(size_t index) const override { return clips_.at(index).id; }
   int64_t item_cost(size_t index) const override;
+  int64_t tokens_per_batch() const override { return options_.tokens_per_batch; }
 
   const std::vector<EmotionClip>& clips() const { return clips_; }
   const EmotionDatasetOptions& options() const { return options_; }

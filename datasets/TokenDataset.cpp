@@ -45,6 +45,8 @@ void TokenDatasetConfig::visit(config::Visitor& v) {
           Spec("share of labelled items shown with the neutral emotion vector, per (seed, epoch, item)")
               .min(0.0)
               .less_than(1.0));
+  v.field("tokens_per_batch", tokens_per_batch,
+          Spec("training token budget per micro-batch (items x longest row); 0 off").non_negative());
 }
 
 TokenShardDataset::TokenShardDataset(const TokenDatasetConfig& config, const std::string& split) : config_(config) {

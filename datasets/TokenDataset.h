@@ -59,6 +59,7 @@ struct TokenDatasetConfig : config::Section {
   bool preload = false;                    ///< read all tokens into memory at open
   double emotion_scale = 1.0;              ///< labelled valence and arousal are multiplied by this
   double condition_dropout = 0.0;          ///< share of labelled items shown neutral, in [0, 1)
+  int64_t tokens_per_batch = 0;            ///< training token budget (Dataset::tokens_per_batch); 0: off
   void visit(config::Visitor& v) override;
 };
 
@@ -77,6 +78,7 @@ class TokenShardDataset : public Dataset {
   std::string item_id(size_t index) const override;
   /// Target tokens of the item's row.
   int64_t item_cost(size_t index) const override;
+  int64_t tokens_per_batch() const override { return config_.tokens_per_batch; }
 
   /// Selects the random_crop windows of `epoch` (thread-safe).
   void set_epoch(int64_t epoch) const override { epoch_.store(epoch); }

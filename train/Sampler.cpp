@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 
 #include "core/Errors.h"
@@ -58,13 +59,19 @@ TrainSampler::TrainSampler(int64_t dataset_size, SamplerOptions options, std::ve
     throw UsageError("sampler: rank " + std::to_string(options_.rank) + " is outside world size " +
                      std::to_string(options_.world_size));
   }
-  if (options_.micro_steps < 1 || options_.global_batch < 1 || options_.global_batch % ranks_x_steps != 0) {
+  // With a token budget, train.batch_size plays no part.
+  if (options_.tokens_per_batch == 0 &&
+      (options_.micro_steps < 1 || options_.global_batch < 1 || options_.global_batch % ranks_x_steps != 0)) {
     throw UsageError("train.batch_size " + std::to_string(options_.global_batch) +
                      " must be a multiple of world size " + std::to_string(options_.world_size) +
                      " x train.grad_accumulation " + std::to_string(options_.micro_steps) + " = " +
                      std::to_string(ranks_x_steps));
   }
   if (size_ <= 0) throw DataError("the train split has no items: nothing to train on");
+  if (options_.tokens_per_batch > 0) {
+    init_token_budget();
+    return;
+  }
   micro_ = options_.global_batch / ranks_x_steps;
   steps_per_epoch_ = options_.drop_last ? size_ / options_.global_batch
                                         : (size_ + options_.global_batch - 1) / options_.global_batch;
@@ -78,7 +85,95 @@ TrainSampler::TrainSampler(int64_t dataset_size, SamplerOptions options, std::ve
   }
 }
 
+void TrainSampler::init_token_budget() {
+  if (options_.micro_steps < 1) throw UsageError("train.grad_accumulation must be at least 1");
+  if (static_cast<int64_t>(costs_.size()) != size_) {
+    throw UsageError("data.batching.tokens_per_batch needs one cost per item; got " + std::to_string(costs_.size()) +
+                     " costs for " + std::to_string(size_) + " items");
+  }
+  if (options_.bucket_batches > 0) {
+    throw UsageError("train.bucket_batches is " + std::to_string(options_.bucket_batches) +
+                     " but data.batching.tokens_per_batch is set: the token budget already groups items by length; "
+                     "set train.bucket_batches to 0");
+  }
+  // Every epoch packs the same sorted costs, so this count holds for all.
+  std::vector<int64_t> sorted(static_cast<size_t>(size_));
+  std::iota(sorted.begin(), sorted.end(), int64_t{0});
+  std::stable_sort(sorted.begin(), sorted.end(), [&](int64_t a, int64_t b) {
+    return costs_[static_cast<size_t>(a)] > costs_[static_cast<size_t>(b)];
+  });
+  const auto micro_batches = static_cast<int64_t>(pack_by_tokens(sorted, costs_, options_.tokens_per_batch).size());
+  const int64_t per_step = micro_batches_per_step();
+  steps_per_epoch_ = options_.drop_last ? micro_batches / per_step : (micro_batches + per_step - 1) / per_step;
+  if (steps_per_epoch_ == 0) {
+    throw UsageError("train.drop_last is on but the training data packs into " + std::to_string(micro_batches) +
+                     " micro-batches of data.batching.tokens_per_batch " + std::to_string(options_.tokens_per_batch) +
+                     " tokens, fewer than one step's " + std::to_string(per_step) + " (world size x grad_accumulation)");
+  }
+}
+
+int64_t TrainSampler::micro_batches_per_step() const {
+  return static_cast<int64_t>(options_.world_size) * options_.micro_steps;
+}
+
+std::vector<std::vector<int64_t>> TrainSampler::budget_micro_batches(int64_t epoch) const {
+  const uint64_t epoch_seed = mix_seed(options_.seed, static_cast<uint64_t>(epoch), 0x5A4D);
+  std::vector<int64_t> order;
+  if (options_.shuffle) {
+    order = seeded_permutation(size_, epoch_seed);
+  } else {
+    order.resize(static_cast<size_t>(size_));
+    std::iota(order.begin(), order.end(), int64_t{0});
+  }
+  // Longest first; equal costs keep the epoch's random order.
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return costs_[static_cast<size_t>(a)] > costs_[static_cast<size_t>(b)];
+  });
+  std::vector<std::vector<int64_t>> micro = pack_by_tokens(order, costs_, options_.tokens_per_batch);
+  if (options_.shuffle) {
+    SplitMix64 g(mix_seed(epoch_seed, 0x70CE45));
+    for (auto i = static_cast<int64_t>(micro.size()) - 1; i > 0; --i) {
+      const auto k = static_cast<int64_t>(g.below(static_cast<uint64_t>(i + 1)));
+      std::swap(micro[static_cast<size_t>(i)], micro[static_cast<size_t>(k)]);
+    }
+  }
+  return micro;
+}
+
+std::vector<std::vector<std::vector<int64_t>>> TrainSampler::epoch_steps(int64_t epoch) const {
+  const int64_t per_step = micro_batches_per_step();
+  std::vector<std::vector<std::vector<int64_t>>> steps(static_cast<size_t>(steps_per_epoch_));
+  if (!token_budget()) {
+    const auto batches = epoch_batches(epoch);
+    for (size_t j = 0; j < batches.size(); ++j) {
+      for (int64_t k = 0; k < per_step; ++k) {
+        steps[j].emplace_back(batches[j].begin() + k * micro_, batches[j].begin() + (k + 1) * micro_);
+      }
+    }
+    return steps;
+  }
+  const auto micro = budget_micro_batches(epoch);
+  for (int64_t j = 0; j < steps_per_epoch_; ++j) {
+    for (int64_t k = 0; k < per_step; ++k) {
+      // Past the end: the epoch's first micro-batches complete the last step.
+      steps[static_cast<size_t>(j)].push_back(micro[static_cast<size_t>((j * per_step + k) % static_cast<int64_t>(micro.size()))]);
+    }
+  }
+  return steps;
+}
+
+std::vector<std::vector<int64_t>> TrainSampler::rank_share(const std::vector<std::vector<int64_t>>& step) const {
+  if (static_cast<int64_t>(step.size()) != micro_batches_per_step()) {
+    throw std::logic_error("rank_share: got " + std::to_string(step.size()) + " micro-batches, expected " +
+                           std::to_string(micro_batches_per_step()));
+  }
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t m = 0; m < options_.micro_steps; ++m) out.push_back(step[static_cast<size_t>(m * options_.world_size + options_.rank)]);
+  return out;
+}
+
 std::vector<std::vector<int64_t>> TrainSampler::epoch_batches(int64_t epoch) const {
+  if (token_budget()) throw std::logic_error("epoch_batches: the sampler batches by token budget; use epoch_steps");
   const uint64_t epoch_seed = mix_seed(options_.seed, static_cast<uint64_t>(epoch), 0x5A4D);
   std::vector<int64_t> order;
   if (options_.shuffle) {
@@ -129,6 +224,43 @@ std::vector<std::vector<int64_t>> TrainSampler::rank_micro_batches(const std::ve
     out[static_cast<size_t>(m)].assign(global_batch.begin() + begin, global_batch.begin() + begin + micro_);
   }
   return out;
+}
+
+std::vector<std::vector<int64_t>> pack_by_tokens(const std::vector<int64_t>& items, const std::vector<int64_t>& costs,
+                                                 int64_t tokens_per_batch) {
+  std::vector<std::vector<int64_t>> batches;
+  int64_t longest = 0;
+  for (int64_t item : items) {
+    const int64_t cost = std::max<int64_t>(1, costs[static_cast<size_t>(item)]);
+    if (cost > tokens_per_batch) {
+      throw UsageError("data.batching.tokens_per_batch " + std::to_string(tokens_per_batch) + " is smaller than item " +
+                       std::to_string(item) + "'s " + std::to_string(cost) +
+                       " tokens; raise it to at least the longest row (data.max_length)");
+    }
+    const int64_t grown = std::max(longest, cost);
+    if (batches.empty() || grown * static_cast<int64_t>(batches.back().size() + 1) > tokens_per_batch) {
+      batches.emplace_back();
+      longest = cost;
+    } else {
+      longest = grown;
+    }
+    batches.back().push_back(item);
+  }
+  return batches;
+}
+
+double padding_waste(const std::vector<std::vector<int64_t>>& batches, const std::vector<int64_t>& costs) {
+  double real = 0, cells = 0;
+  for (const auto& batch : batches) {
+    int64_t longest = 0;
+    for (int64_t item : batch) {
+      const int64_t cost = costs[static_cast<size_t>(item)];
+      real += static_cast<double>(cost);
+      longest = std::max(longest, cost);
+    }
+    cells += static_cast<double>(longest) * static_cast<double>(batch.size());
+  }
+  return cells > 0 ? 1.0 - real / cells : 0.0;
 }
 
 std::vector<std::vector<int64_t>> evaluation_batches(int64_t dataset_size, int64_t batch_size, int rank,

@@ -15,6 +15,18 @@
 // wrapping around to the start of the epoch's order (some items are seen
 // twice that epoch), or dropped with drop_last (floor(N / global_batch) steps).
 //
+// Token-budget batching (tokens_per_batch > 0, from data.batching): the
+// epoch's seeded permutation is stably sorted by item cost (its length in
+// tokens), longest first, and cut greedily into micro-batches whose padded
+// size, items x the longest item's cost, stays within the budget. The
+// micro-batches are then shuffled (seeded by the epoch) and taken K =
+// world_size x micro_steps per optimizer step: micro-batch k of a step goes
+// to rank k % world_size at micro-step k / world_size. So each rank gets one
+// budget-sized share per micro-step, and a step's items depend on K, not on
+// how K splits into ranks and accumulation. The sorted costs, hence the
+// number of micro-batches, are the same every epoch; a last step short of K
+// micro-batches is completed from the epoch's first ones (drop_last drops it).
+//
 // The position to resume from is (epoch, steps done in the epoch): it holds
 // for any world size. Evaluation reads every item exactly once across ranks.
 //
@@ -38,6 +50,9 @@ struct SamplerOptions {
   /// Sort by item cost within windows of this many global batches, then
   /// shuffle the batches (less padding for variable-length items); 0: off.
   int64_t bucket_batches = 0;
+  /// Token budget of one micro-batch: items x the longest item's cost; 0:
+  /// fixed micro-batches of global_batch / (world_size x micro_steps) items.
+  int64_t tokens_per_batch = 0;
 };
 
 /// Where a training run stands in its data.
@@ -48,23 +63,40 @@ struct SamplerPosition {
 
 class TrainSampler {
  public:
-  /// `item_costs` (size `dataset_size`) is needed only for bucketing. Throws
-  /// UsageError when the batch does not split over ranks and micro-steps, or
-  /// when the data cannot fill one batch with drop_last.
+  /// `item_costs` (size `dataset_size`) is needed only for bucketing and
+  /// token budgets. Throws UsageError when the batch does not split over ranks
+  /// and micro-steps, when the data cannot fill one batch with drop_last, or
+  /// when an item alone exceeds the token budget.
   TrainSampler(int64_t dataset_size, SamplerOptions options, std::vector<int64_t> item_costs = {});
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
+  /// Items per micro-batch with fixed batches; 0 with a token budget.
   int64_t micro_batch_size() const { return micro_; }
   const SamplerOptions& options() const { return options_; }
+  bool token_budget() const { return options_.tokens_per_batch > 0; }
+  /// Micro-batches per optimizer step over all ranks: world_size x micro_steps.
+  int64_t micro_batches_per_step() const;
+
+  /// The micro-batches of every step of `epoch`, in step order:
+  /// steps_per_epoch() lists of micro_batches_per_step() item lists. With
+  /// fixed batches, micro-batch k is the k-th slice of epoch_batches()'s step.
+  std::vector<std::vector<std::vector<int64_t>>> epoch_steps(int64_t epoch) const;
+
+  /// This rank's micro-batches (micro_steps lists) of one step of epoch_steps().
+  std::vector<std::vector<int64_t>> rank_share(const std::vector<std::vector<int64_t>>& step) const;
 
   /// The global batches of `epoch`, in step order: steps_per_epoch() lists of
-  /// global_batch item indices.
+  /// global_batch item indices (fixed batches only).
   std::vector<std::vector<int64_t>> epoch_batches(int64_t epoch) const;
 
   /// This rank's micro-batches (micro_steps lists) of one global batch.
   std::vector<std::vector<int64_t>> rank_micro_batches(const std::vector<int64_t>& global_batch) const;
 
  private:
+  void init_token_budget();
+  /// The epoch's token-budget micro-batches, shuffled, before grouping into steps.
+  std::vector<std::vector<int64_t>> budget_micro_batches(int64_t epoch) const;
+
   int64_t size_;
   SamplerOptions options_;
   std::vector<int64_t> costs_;
@@ -77,6 +109,16 @@ class TrainSampler {
 /// numbers of batches (evaluation has no collective inside its loop).
 std::vector<std::vector<int64_t>> evaluation_batches(int64_t dataset_size, int64_t batch_size, int rank,
                                                      int world_size);
+
+/// Cuts `items` (in this order) into consecutive groups whose size x largest
+/// cost stays within `tokens_per_batch`; an item of cost 0 counts as 1.
+/// Throws UsageError when one item alone exceeds the budget.
+std::vector<std::vector<int64_t>> pack_by_tokens(const std::vector<int64_t>& items, const std::vector<int64_t>& costs,
+                                                 int64_t tokens_per_batch);
+
+/// Fraction of a batch tensor's cells that are padding: 1 - sum of the items'
+/// costs / sum over batches of (items x longest cost). 0 for no batches.
+double padding_waste(const std::vector<std::vector<int64_t>>& batches, const std::vector<int64_t>& costs);
 
 /// A small, fully specified generator (splitmix64) for orders that must be
 /// identical everywhere.

@@ -54,6 +54,9 @@ void TrainConfig::visit(config::Visitor& v) {
   v.field("bucket_batches", bucket_batches,
           config::Spec("batch items of similar cost together within windows of this many batches; 0 off").non_negative());
   v.field("prefetch", prefetch, config::Spec("build the next batch on a background thread"));
+  v.field("profile", profile,
+          config::Spec("log a per-step breakdown (data, forward, backward, sync, optimizer, top operators) at the "
+                       "end and write <run>/profile.json"));
   v.field("max_grad_norm", max_grad_norm,
           config::Spec("clip the global gradient L2 norm to this; 0 disables clipping").non_negative());
   v.field("precision", precision,

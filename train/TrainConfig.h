@@ -79,6 +79,9 @@ struct TrainConfig : config::Section {
   /// batches, within windows of this many batches; 0: off.
   int64_t bucket_batches = 0;
   bool prefetch = true;           ///< build the next batch on a background thread
+  /// Log where each step's time goes (phases and top operators, train/Profile.h)
+  /// at the end of training, and write it to <run>/profile.json.
+  bool profile = false;
   double max_grad_norm = 1.0;     ///< clip the global gradient norm; 0: no clipping (still reported)
   std::string precision = "auto"; ///< auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
   int64_t log_every = 10;         ///< steps between metric rows

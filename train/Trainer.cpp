@@ -23,6 +23,7 @@
 #include "train/DiskSpace.h"
 #include "train/Ema.h"
 #include "train/MetricsLog.h"
+#include "train/Profile.h"
 #include "train/Runtime.h"
 #include "train/TensorBoard.h"
 
@@ -31,6 +32,32 @@ namespace kmidi::train {
 TrainingObserver::~TrainingObserver() = default;
 
 namespace {
+
+/// Token-budget batching's padding against fixed batches of the same data
+/// (epoch 0), so that the log says what the budget saves.
+void log_token_budget(const TrainSampler& sampler, const std::vector<int64_t>& costs, int64_t batch_size) {
+  std::vector<std::vector<int64_t>> budget;
+  for (const auto& step : sampler.epoch_steps(0)) budget.insert(budget.end(), step.begin(), step.end());
+  double items = 0;
+  for (const auto& b : budget) items += static_cast<double>(b.size());
+  SamplerOptions fixed = sampler.options();
+  fixed.tokens_per_batch = 0;
+  fixed.global_batch = batch_size;
+  fixed.rank = 0;
+  fixed.world_size = 1;
+  fixed.micro_steps = 1;
+  std::string against = "train.batch_size does not fit the data";
+  try {
+    against = fmt::format("{:.1f}% with fixed batches of train.batch_size {}",
+                          100.0 * padding_waste(TrainSampler(static_cast<int64_t>(costs.size()), fixed, costs).epoch_batches(0), costs),
+                          batch_size);
+  } catch (const UsageError&) {
+  }
+  spdlog::info("token-budget batching: {} tokens per micro-batch, {} micro-batches per epoch of {:.1f} items on "
+               "average; padding {:.1f}% of the batch tensors ({})",
+               sampler.options().tokens_per_batch, budget.size(), items / std::max<double>(1, budget.size()),
+               100.0 * padding_waste(budget, costs), against);
+}
 
 NamedTensorList model_tensors(torch::nn::Module& model) {
   NamedTensorList out;
@@ -252,7 +279,7 @@ Trainer::Trainer(Task& task, const TrainConfig& config, TrainerOptions options,
   train_data_ = task_.dataset(Split::kTrain);
   if (!train_data_) throw UsageError("the task has no training data");
   std::vector<int64_t> costs;
-  if (config_.bucket_batches > 0) {
+  if (config_.bucket_batches > 0 || train_data_->tokens_per_batch() > 0) {
     costs.reserve(train_data_->size());
     for (size_t i = 0; i < train_data_->size(); ++i) costs.push_back(train_data_->item_cost(i));
   }
@@ -265,7 +292,9 @@ Trainer::Trainer(Task& task, const TrainConfig& config, TrainerOptions options,
   so.drop_last = config_.drop_last;
   so.seed = static_cast<uint64_t>(config_.seed);
   so.bucket_batches = config_.bucket_batches;
-  sampler_ = std::make_unique<TrainSampler>(static_cast<int64_t>(train_data_->size()), so, std::move(costs));
+  so.tokens_per_batch = train_data_->tokens_per_batch();
+  sampler_ = std::make_unique<TrainSampler>(static_cast<int64_t>(train_data_->size()), so, costs);
+  if (sampler_->token_budget()) log_token_budget(*sampler_, costs, config_.batch_size);
   max_steps_ = config_.max_steps > 0 ? config_.max_steps : config_.epochs * sampler_->steps_per_epoch();
   if (config_.max_steps == 0 && config_.schedule.warmup_steps > max_steps_) {
     throw UsageError("train.schedule.warmup_steps (" + std::to_string(config_.schedule.warmup_steps) +
@@ -285,6 +314,7 @@ Trainer::Trainer(Task& task, const TrainConfig& config, TrainerOptions options,
     observers_.push_back(std::make_shared<EvaluationObserver>());
     observers_.push_back(std::make_shared<CheckpointObserver>());
   }
+  if (config_.profile) observers_.push_back(profile::make_profile_observer());
 }
 
 Trainer::~Trainer() = default;
@@ -304,10 +334,14 @@ TrainResult Trainer::fit() {
   synchronizer_ = context_->synchronize_gradients(task_.model());
   task_.model().train();
 
-  spdlog::info("training {} steps from step {}: {} steps per epoch, batch {} = {} rank(s) x {} micro-step(s) x {} items, "
+  spdlog::info("training {} steps from step {}: {} steps per epoch, batch {} = {} rank(s) x {} micro-step(s) x {}, "
                "lr schedule {}, precision {}{}",
-               max_steps_, state_.step, sampler_->steps_per_epoch(), config_.batch_size, context_->world_size(),
-               config_.grad_accumulation, sampler_->micro_batch_size(), schedule_->describe(), precision_name(precision_),
+               max_steps_, state_.step, sampler_->steps_per_epoch(),
+               sampler_->token_budget() ? std::string("of token budgets") : std::to_string(config_.batch_size),
+               context_->world_size(), config_.grad_accumulation,
+               sampler_->token_budget() ? fmt::format("{} tokens", sampler_->options().tokens_per_batch)
+                                        : fmt::format("{} items", sampler_->micro_batch_size()),
+               schedule_->describe(), precision_name(precision_),
                ema_ ? fmt::format(", EMA decay {}", config_.ema.decay) : std::string());
 
   if (!task_.dataset(Split::kValidation)) {
@@ -465,7 +499,8 @@ std::string Trainer::meta_json() const {
                   {"steps_per_epoch", sampler_->steps_per_epoch()},
                   {"shuffle", config_.shuffle},
                   {"drop_last", config_.drop_last},
-                  {"bucket_batches", config_.bucket_batches}};
+                  {"bucket_batches", config_.bucket_batches},
+                  {"tokens_per_batch", sampler_->options().tokens_per_batch}};
   j["rng"] = {{"seed", config_.seed}, {"reseeded_each_step", true}};
   j["precision"] = precision_name(precision_);
   j["world_size_at_save"] = context_->world_size();  // information only
@@ -523,12 +558,12 @@ void Trainer::restore_meta(const std::string& text) {
 }
 
 void Trainer::open_epoch() {
-  const auto batches = sampler_->epoch_batches(state_.position.epoch);
+  const auto steps = sampler_->epoch_steps(state_.position.epoch);
   std::vector<std::vector<int64_t>> requests;
   requests.reserve(static_cast<size_t>((sampler_->steps_per_epoch() - state_.position.step_in_epoch) *
                                        config_.grad_accumulation));
   for (int64_t j = state_.position.step_in_epoch; j < sampler_->steps_per_epoch(); ++j) {
-    for (auto& micro : sampler_->rank_micro_batches(batches[static_cast<size_t>(j)])) requests.push_back(std::move(micro));
+    for (auto& micro : sampler_->rank_share(steps[static_cast<size_t>(j)])) requests.push_back(std::move(micro));
   }
   // Before the loader thread starts, so that every batch of the epoch sees it.
   train_data_->set_epoch(state_.position.epoch);
@@ -555,6 +590,9 @@ void Trainer::train_step() {
   std::chrono::steady_clock::duration data_wait{};
   if (stall_watchdog_) stall_watchdog_->step_started(state_.step + 1);
   advance_phase(StepPhase::kBetweenSteps, StepPhase::kData);
+  profile::StepProfiler* profiler = profile::active();
+  if (profiler) profiler->begin_step();
+  std::optional<profile::PhaseScope> phase(std::in_place, profile::Phase::kData);
   if (!loader_) open_epoch();
   const c10::Device device = context_->device();
   std::vector<data::Batch> micro;
@@ -569,6 +607,7 @@ void Trainer::train_step() {
     local_throughput += batch->throughput_units;
     micro.push_back(batch->to(device));
   }
+  phase.emplace(profile::Phase::kSync);
 
   advance_phase(StepPhase::kData, StepPhase::kCompute);
   // The step's global unit count, and whether any rank was asked to stop.
@@ -588,6 +627,7 @@ void Trainer::train_step() {
     spdlog::warn("step {}: the batch has no loss units; its gradients are zero", state_.step + 1);
   }
   const double divisor = global_units > 0 ? static_cast<double>(global_units) : 1.0;
+  phase.reset();
 
   reseed_for_step();
   const double lr = schedule_->lr(state_.step);
@@ -598,6 +638,7 @@ void Trainer::train_step() {
   std::vector<at::Tensor> micro_losses;  // for naming the items of a non-finite loss
   for (size_t m = 0; m < micro.size(); ++m) {
     synchronizer_->set_enabled(m + 1 == micro.size());
+    phase.emplace(profile::Phase::kForward);
     ForwardOutput out = with_autocast(precision_, device, [&] { return task_.forward(micro[m], /*training=*/true); });
     if (!out.loss_sum.defined() || out.loss_sum.numel() != 1) {
       throw std::logic_error("the task's forward() returned a loss_sum of shape " +
@@ -605,14 +646,18 @@ void Trainer::train_step() {
                              "; expected a scalar");
     }
     const at::Tensor loss = out.loss_sum.to(at::kFloat).reshape({});
+    phase.emplace(profile::Phase::kBackward);
     (loss / divisor).backward();
+    phase.reset();
     const at::Tensor detached = loss.detach();
     micro_losses.push_back(detached);
     loss_total = loss_total.defined() ? loss_total + detached : detached;
     add_sum(step_sums_, "loss_sum", detached);
     for (const auto& [name, value] : out.sums) add_sum(step_sums_, name, value.detach().to(at::kDouble));
   }
+  phase.emplace(profile::Phase::kSync);
   synchronizer_->finish();
+  phase.emplace(profile::Phase::kOptimizer);
   const at::Tensor grad_norm = clip_gradients(parameters_, config_.max_grad_norm);
 
   // One small device-to-host copy per step: the update must not run on
@@ -660,6 +705,8 @@ void Trainer::train_step() {
                            std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
   if (stall_watchdog_) stall_watchdog_->step_finished();
   advance_phase(StepPhase::kUpdate, StepPhase::kBetweenSteps);
+  phase.reset();
+  if (profiler) profiler->end_step();
 
   for (auto& o : observers_) o->after_step(*this, report);
 

@@ -85,6 +85,7 @@ EmotionTask::EmotionTask(const EmotionTaskConfig& config, const TaskContext& con
     o.labelled = labelled;
     o.max_length = dc.max_length;
     o.pad_id = pad_id;
+    if (splits[i] == Split::kTrain) o.tokens_per_batch = dc.batching.tokens_per_batch;
     auto ds = std::make_shared<data::EmotionDataset>(std::move(clips), o);
     if (splits[i] == Split::kTrain) train_ = ds;
     else if (splits[i] == Split::kValidation) validation_ = ds;

@@ -38,6 +38,10 @@ void GeneratorDataConfig::visit(config::Visitor& v) {
   v.field("preload", preload, Spec("read every token into memory at start-up"));
   v.field("emotion_scale", emotion_scale,
           Spec("a labelled item's valence and arousal are the shard's (EMOPIA: quadrant signs) times this").positive());
+  v.section("batching", batching, Spec("training micro-batches by token budget instead of train.batch_size items"));
+  v.check(batching.tokens_per_batch == 0 || batching.tokens_per_batch >= max_length, "batching",
+          "tokens_per_batch " + std::to_string(batching.tokens_per_batch) + " is smaller than max_length " +
+              std::to_string(max_length) + ": a full-length row would not fit");
   v.check(!prepare.str().empty() || !dir.str().empty(), "dir", "set data.dir or data.prepare");
 }
 
@@ -114,6 +118,7 @@ data::TokenDatasetConfig split_config(const GeneratorDataConfig& data, const std
   c.seed = static_cast<int64_t>(seed);
   c.preload = data.preload;
   c.emotion_scale = data.emotion_scale;
+  if (split == Split::kTrain) c.tokens_per_batch = data.batching.tokens_per_batch;
   return c;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/Config.h"
+#include "datasets/BatchingConfig.h"
 #include "datasets/TokenDataset.h"
 #include "datasets/tokenizer/TokenIds.h"
 #include "datasets/tokenizer/Tokenizer.h"
@@ -37,6 +38,7 @@ struct GeneratorDataConfig : config::Section {
   /// quadrant's signs, +-1) times this, so that `--emotion 0.8,0.8` asks for
   /// what a Q1 clip was shown; unlabelled items are neutral (0).
   double emotion_scale = 0.8;
+  data::BatchingConfig batching;         ///< training micro-batches by token budget (train/Sampler.h)
   void visit(config::Visitor& v) override;
 };
 
