@@ -5,6 +5,12 @@
 #include <cmath>
 #include <stdexcept>
 
+namespace {
+/// Query rows per block of causal attention (models/Layers.h): small enough
+/// to skip most masked keys at training lengths, large enough for good GEMMs.
+constexpr int64_t kAttentionBlockRows = 128;
+}  // namespace
+
 namespace kmidi::models {
 
 Conditioning parse_conditioning(const std::string& name) {
@@ -129,24 +135,32 @@ at::Tensor MidiGeneratorImpl::run(const at::Tensor& input_ids, const at::Tensor&
                           allowed.expand({allowed.size(0), 1, steps, total})}, -1);
   }
 
+  // With left padding and no prefix, a pad row may see no key at all;
+  // unblocked attention keeps such rows as they always were (uniform).
+  const bool rows_may_see_nothing = attention_mask.defined() && o.conditioning != Conditioning::kPrefix;
+  const int64_t block_rows = rows_may_see_nothing ? steps : kAttentionBlockRows;
+  const at::Tensor bias = attention_bias(allowed, score_dtype(input_ids.device(), token_embedding->weight.scalar_type()));
+
   // Real tokens count positions; pads take their left neighbour's (unused).
   at::Tensor positions = torch::arange(past, total, torch::TensorOptions().device(input_ids.device()));
   if (attention_mask.defined()) {
     positions = (attention_mask.to(torch::kLong).cumsum(1) - 1).clamp_min(0);
   }
+  const RotaryAngles rope = rotary_angles(positions, hd, o.rope_base);
 
   const at::Tensor emotion_f = emotion.to(token_embedding->weight.scalar_type());
   at::Tensor memory_kv_source;
   if (memory) memory_kv_source = memory->forward(emotion_f).view({batch, o.condition_tokens, o.d_model});
 
-  at::Tensor x = torch::dropout(token_embedding->forward(input_ids), p, training);
+  at::Tensor x = models::dropout(token_embedding->forward(input_ids), p, training);
   for (size_t l = 0; l < layers->size(); ++l) {
     auto* block = layers[l]->as<DecoderBlockImpl>();
     // Self-attention.
     const at::Tensor qkv =
         block->attn->qkv->forward(block->attn_norm->forward(x)).view({batch, steps, 3, heads, hd}).permute({2, 0, 3, 1, 4});
-    const at::Tensor q = apply_rotary(qkv[0], positions, o.rope_base);
-    at::Tensor k = apply_rotary(qkv[1], positions, o.rope_base);
+    const at::Tensor qk = apply_rotary(qkv.narrow(0, 0, 2), rope);  // q and k in one pass
+    const at::Tensor q = qk[0];
+    at::Tensor k = qk[1];
     at::Tensor v = qkv[2];
     if (cache) {
       if (past > 0) {
@@ -162,8 +176,9 @@ at::Tensor MidiGeneratorImpl::run(const at::Tensor& input_ids, const at::Tensor&
       k = torch::cat({pkv[0], k}, 2);
       v = torch::cat({pkv[1], v}, 2);
     }
-    const at::Tensor context = attend(q, k, v, allowed, p, training);
-    x = x + torch::dropout(block->attn->out->forward(merge_heads(context)), p, training);
+    // Contiguous values let each block's product read them without a copy.
+    const at::Tensor context = causal_attention(q, k, v.contiguous(), bias, p, training, block_rows);
+    x = x + models::dropout(block->attn->out->forward(context), p, training);
 
     // Cross-attention to the emotion memory.
     if (block->cross) {
@@ -173,12 +188,12 @@ at::Tensor MidiGeneratorImpl::run(const at::Tensor& input_ids, const at::Tensor&
                                  .view({batch, o.condition_tokens, 2, heads, hd})
                                  .permute({2, 0, 3, 1, 4});
       const at::Tensor cross_context = attend(cq, ckv[0], ckv[1], {}, p, training);
-      x = x + torch::dropout(block->cross->out->forward(merge_heads(cross_context)), p, training);
+      x = x + models::dropout(block->cross->out->forward(merge_heads(cross_context)), p, training);
     }
 
     // Feed-forward.
     const at::Tensor hidden = torch::gelu(block->mlp->fc1->forward(block->mlp_norm->forward(x)));
-    x = x + torch::dropout(block->mlp->fc2->forward(hidden), p, training);
+    x = x + models::dropout(block->mlp->fc2->forward(hidden), p, training);
   }
   x = final_norm->forward(x);
   return torch::nn::functional::linear(x, output_weight());
