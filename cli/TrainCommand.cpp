@@ -20,6 +20,7 @@ void register_train(CLI::App& app) {
     auto job = train::load_job_config(args->config, args->overrides, registry);
     if (args->print_config) {
       std::fputs(config::to_yaml(*job).c_str(), stdout);
+      std::fputs(train::precision_comment(*job).c_str(), stdout);
       return;
     }
     const train::TrainResult r = train::run_training(*job, registry);

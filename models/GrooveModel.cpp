@@ -39,8 +39,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at
               o.drum_classes, "], got ", hits.sizes());
   TORCH_CHECK(tempo.dim() == 2 && tempo.size(0) == hits.size(0) && tempo.size(1) == 1,
               "groove model: tempo must be [batch, 1], got ", tempo.sizes());
-  at::Tensor x = hit_embedding->forward(hits.to(hit_embedding->weight.scalar_type())) +
-                 tempo_embedding->forward(tempo.to(hit_embedding->weight.scalar_type())).unsqueeze(1);
+  // The residual stream stays in the weights' dtype (fp32) under bf16
+  // autocast, which casts linear outputs to bf16: LibTorch 1.13's CPU
+  // layer_norm refuses a bf16 input with fp32 weights, and fp32 keeps small updates.
+  const auto weight_type = hit_embedding->weight.scalar_type();
+  at::Tensor x = (hit_embedding->forward(hits.to(weight_type)) +
+                  tempo_embedding->forward(tempo.to(weight_type)).unsqueeze(1)).to(weight_type);
   if (bar_position) {
     const at::Tensor steps = torch::arange(hits.size(1), torch::dtype(torch::kLong).device(hits.device()));
     x = x + bar_position->forward(torch::remainder(steps, o.bar_steps)).unsqueeze(0);

@@ -66,7 +66,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> SpectocloudImpl::forward(const at
   // Frame time in [-1, 1] (0 for a single frame), so points can place energy in time.
   const at::Tensor t = torch::arange(frames, h.options()) * (2.0 / static_cast<double>(std::max<int64_t>(frames - 1, 1))) -
                        (frames > 1 ? 1.0 : 0.0);
-  const at::Tensor memory = h + time_embedding->forward(t.unsqueeze(-1));
+  // In the weights' dtype (fp32) under bf16 autocast: LibTorch 1.13's CPU
+  // autocast leaves layer_norm uncast, and it refuses a bf16 input with fp32 weights.
+  const at::Tensor memory = (h + time_embedding->forward(t.unsqueeze(-1))).to(point_queries.scalar_type());
 
   const at::Tensor context = context2->forward(torch::gelu(
       context1->forward(torch::cat({h.mean(1), emotion.to(h.scalar_type()), midi_features.to(h.scalar_type())}, 1))));

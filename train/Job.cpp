@@ -62,6 +62,12 @@ std::string run_folder(const JobConfig& job) {
   return (fs::path(job.run.output_dir.str()) / job.run.name).lexically_normal().string();
 }
 
+std::string precision_comment(const JobConfig& job) {
+  const bool cuda = job.run.device == "cuda" || (job.run.device == "auto" && torch::cuda::is_available());
+  const PrecisionChoice choice = choose_precision(job.train.precision, cuda ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU));
+  return "# train.precision: " + job.train.precision + " = " + choice.describe() + "\n";
+}
+
 JobRuntime start_job(JobConfig& job) {
   JobRuntime rt;
   rt.context = DistributedContext::create(job.distributed, job.run.device);
@@ -258,7 +264,6 @@ EvaluateOutcome run_evaluation(JobConfig& job, const TaskRegistry& registry, con
     logging::add_file(outcome.output_dir + "/evaluate.log");
     files::write_atomic(outcome.output_dir + "/config.yaml", rt.config_yaml);
   }
-
 
   std::string predictions = options.predictions;
   if (predictions.empty() && !dataset->has_targets()) predictions = outcome.output_dir + "/predictions.jsonl";

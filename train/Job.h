@@ -44,6 +44,10 @@ std::unique_ptr<JobConfig> load_job_config(const std::string& file, const std::v
 /// The run folder: run.output_dir / run.name.
 std::string run_folder(const JobConfig& job);
 
+/// A YAML comment line for --print-config: what train.precision resolves to
+/// on this machine and why, e.g. "# train.precision: auto = bf16 (auto: CPU has avx512_bf16)".
+std::string precision_comment(const JobConfig& job);
+
 /// Everything a job process sets up before it touches the task: threads and
 /// malloc, the distributed context, logging (rank-aware) and the seed. Writes
 /// nothing: the run folder appears only once every start-up check has passed,

@@ -12,10 +12,30 @@ namespace kmidi::train {
 
 enum class Precision { kFp32, kBf16 };
 
-/// train.precision for a device: "auto" is bf16 on CUDA and fp32 on CPU;
-/// "bf16" on CPU uses CPU autocast. Throws UsageError for an unknown setting.
+/// The CPU's native bf16 instructions as cpuid reports them (and the OS
+/// enables their registers): "amx_bf16", "avx512_bf16", or "" for none.
+std::string cpu_native_bf16();
+
+/// A resolved train.precision and why it was chosen.
+struct PrecisionChoice {
+  Precision precision = Precision::kFp32;
+  std::string reason;  ///< e.g. "auto: CPU has avx512_bf16", "set in train.precision"
+  /// "bf16 (auto: CPU has avx512_bf16)".
+  std::string describe() const;
+};
+
+/// train.precision for a device. "auto" is bf16 autocast on CUDA and on CPUs
+/// with native bf16 (`cpu_bf16`, as cpu_native_bf16() returns), fp32
+/// elsewhere; "fp32" and "bf16" force it. Throws UsageError for an unknown setting.
+PrecisionChoice choose_precision(const std::string& setting, c10::Device device, const std::string& cpu_bf16);
+/// The same on this machine's CPU.
+PrecisionChoice choose_precision(const std::string& setting, c10::Device device);
 Precision resolve_precision(const std::string& setting, c10::Device device);
 const char* precision_name(Precision precision);
+
+/// Throws std::logic_error naming `what` when a task's loss or metric sum is
+/// bf16 or fp16: sums must be reduced in fp32 or wider whatever autocast did.
+void require_full_precision_sum(const std::string& what, c10::ScalarType dtype);
 
 /// Runs `forward` under autocast. On CPU with bf16, a LibTorch error (1.13's
 /// CPU autocast does not cover every operation) becomes a UsageError that

@@ -60,7 +60,8 @@ void TrainConfig::visit(config::Visitor& v) {
   v.field("max_grad_norm", max_grad_norm,
           config::Spec("clip the global gradient L2 norm to this; 0 disables clipping").non_negative());
   v.field("precision", precision,
-          config::Spec("auto: bf16 autocast on CUDA, fp32 on CPU; bf16 on CPU uses CPU autocast")
+          config::Spec("auto: bf16 autocast on CUDA and on CPUs with avx512_bf16 or amx_bf16, fp32 elsewhere; "
+                       "fp32 and bf16 force it (weights and optimizer state stay fp32)")
               .one_of({"auto", "fp32", "bf16"}));
   v.field("log_every", log_every, config::Spec("steps between training metric rows").positive());
   v.field("eval_every", eval_every, config::Spec("steps between validations; 0 validates at the end only").non_negative());

@@ -83,7 +83,10 @@ struct TrainConfig : config::Section {
   /// at the end of training, and write it to <run>/profile.json.
   bool profile = false;
   double max_grad_norm = 1.0;     ///< clip the global gradient norm; 0: no clipping (still reported)
-  std::string precision = "auto"; ///< auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16
+  /// auto | fp32 | bf16. auto: bf16 autocast on CUDA and on CPUs with native
+  /// bf16 (avx512_bf16, amx_bf16), fp32 elsewhere. Weights, gradients and
+  /// optimizer state stay fp32 either way, so checkpoints do not depend on it.
+  std::string precision = "auto";
   int64_t log_every = 10;         ///< steps between metric rows
   int64_t eval_every = 0;         ///< steps between validations; 0: at the end only
   /// Validate on the split's first eval_max_batches x E items only, E being

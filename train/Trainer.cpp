@@ -341,7 +341,8 @@ TrainResult Trainer::fit() {
                context_->world_size(), config_.grad_accumulation,
                sampler_->token_budget() ? fmt::format("{} tokens", sampler_->options().tokens_per_batch)
                                         : fmt::format("{} items", sampler_->micro_batch_size()),
-               schedule_->describe(), precision_name(precision_),
+               schedule_->describe(),
+               choose_precision(config_.precision, context_->device()).describe(),
                ema_ ? fmt::format(", EMA decay {}", config_.ema.decay) : std::string());
 
   if (!task_.dataset(Split::kValidation)) {
@@ -645,6 +646,8 @@ void Trainer::train_step() {
                              (out.loss_sum.defined() ? c10::str(out.loss_sum.sizes()) : std::string("undefined")) +
                              "; expected a scalar");
     }
+    require_full_precision_sum("loss_sum", out.loss_sum.scalar_type());
+    for (const auto& [name, value] : out.sums) require_full_precision_sum(name, value.scalar_type());
     const at::Tensor loss = out.loss_sum.to(at::kFloat).reshape({});
     phase.emplace(profile::Phase::kBackward);
     (loss / divisor).backward();

@@ -21,9 +21,12 @@ namespace {
 namespace fs = std::filesystem;
 
 /// Trains 8 steps of the fixture job in `dir` and returns its loaded config.
+/// fp32: predictions and metrics are checked against an fp32 forward to 1e-5,
+/// which bf16 autocast (auto on a CPU with native bf16) would round.
 std::unique_ptr<JobConfig> trained_job(const std::string& dir, bool test_labels) {
   test::write_text(dir + "/job.yaml",
-                   test::fixture_job_yaml(dir + "/runs", "{max_steps: 8, batch_size: 32, ema: {decay: 0.5}}") +
+                   test::fixture_job_yaml(dir + "/runs",
+                                          "{max_steps: 8, batch_size: 32, ema: {decay: 0.5}, precision: fp32}") +
                        "data: {test_labels: " + (test_labels ? "true" : "false") + "}\n");
   auto job = load_job_config(dir + "/job.yaml", {}, test::fixture_registry());
   run_training(*job, test::fixture_registry());

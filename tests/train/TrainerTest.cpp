@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <tuple>
 #include <sstream>
 
 #include "core/Errors.h"
@@ -115,6 +116,9 @@ TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
     c.max_steps = 12;
     c.eval_every = 0;
     c.grad_accumulation = accumulation;
+    // Equality to 1e-6 holds in fp32 only: under bf16 autocast each
+    // micro-batch's weight gradient comes out of a bf16 matmul, rounded on its own.
+    c.precision = "fp32";
     finals.push_back(run(*task, c, test::scratch_dir("accum" + std::to_string(accumulation)), "none").model);
   }
   EXPECT_GT(max_abs_difference(finals[0], test::model_state(test::make_groove_task(11, 0.0)->model())), 1e-3)
@@ -123,7 +127,8 @@ TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
   EXPECT_LT(max_abs_difference(finals[0], finals[2]), 1e-6);
 }
 
-class ExactResume : public ::testing::TestWithParam<int64_t> {};
+/// The step to stop at, and train.precision: resuming is bit-exact within either precision.
+class ExactResume : public ::testing::TestWithParam<std::tuple<int64_t, std::string>> {};
 
 TEST_P(ExactResume, KStepsResumeThenRestEqualsStraightRun) {
   // Dropout on, EMA on, accumulation, evaluation and checkpoints in between;
@@ -136,13 +141,14 @@ TEST_P(ExactResume, KStepsResumeThenRestEqualsStraightRun) {
   c.log_every = 3;
   c.ema.decay = 0.9;
   c.early_stopping.patience = 50;
-  const int64_t k = GetParam();
+  const auto& [k, precision] = GetParam();
+  c.precision = precision;
 
   auto straight_task = test::make_groove_task(11, 0.2);
-  const std::string straight_dir = test::scratch_dir("straight" + std::to_string(k));
+  const std::string straight_dir = test::scratch_dir("straight" + std::to_string(k) + precision);
   const Outcome straight = run(*straight_task, c, straight_dir);
 
-  const std::string dir = test::scratch_dir("resumed" + std::to_string(k));
+  const std::string dir = test::scratch_dir("resumed" + std::to_string(k) + precision);
   auto first = test::make_groove_task(11, 0.2);
   const Outcome part = run(*first, c, dir, "auto", {std::make_shared<StopAt>(k)});
   ASSERT_EQ(part.result.step, k);
@@ -198,11 +204,16 @@ TEST_P(ExactResume, KStepsResumeThenRestEqualsStraightRun) {
 }
 
 // Stop mid-epoch, and exactly at the end of the first epoch (29 steps).
-INSTANTIATE_TEST_SUITE_P(Trainer, ExactResume, ::testing::Values(int64_t{13}, int64_t{29}));
+INSTANTIATE_TEST_SUITE_P(Trainer, ExactResume,
+                         ::testing::Combine(::testing::Values(int64_t{13}, int64_t{29}), ::testing::Values("fp32", "bf16")),
+                         [](const auto& info) {
+                           return std::get<1>(info.param) + "_stop" + std::to_string(std::get<0>(info.param));
+                         });
 
 TEST(Trainer, MetricsJsonlAndTensorBoardAgree) {
   auto task = test::make_groove_task(11, 0.1);
-  const TrainConfig c = test::small_config();  // 20 steps, log every 5, validate every 10
+  TrainConfig c = test::small_config();  // 20 steps, log every 5, validate every 10
+  c.precision = "fp32";  // the validation loss is checked against an evaluation in double, to 1e-5
   const std::string dir = test::scratch_dir("metrics");
   run(*task, c, dir, "none");
 
@@ -263,6 +274,9 @@ TEST(Trainer, KeepsLastKCheckpointsAndTheBest) {
   c.eval_every = 5;
   c.keep_last_k = 2;
   c.optimizer.lr = 2e-2;  // large enough for validation loss to move up and down
+  // The best weights are checked against an evaluation in double below (1e-5):
+  // the trainer's evaluation must be fp32 too, not bf16 autocast (auto on a CPU with native bf16).
+  c.precision = "fp32";
   const std::string dir = test::scratch_dir("retention");
   const Outcome o = run(*task, c, dir, "none");
 
@@ -368,6 +382,7 @@ TEST(Trainer, EmaWeightsAreEvaluated) {
   TrainConfig c = test::small_config();
   c.max_steps = 10;
   c.ema.decay = 0.8;
+  c.precision = "fp32";  // the logged loss is checked against an evaluation in double, to 1e-5
   const std::string dir = test::scratch_dir("ema");
   const Outcome o = run(*task, c, dir, "none");
   double logged = 0;
@@ -386,19 +401,20 @@ TEST(Trainer, EmaWeightsAreEvaluated) {
   EXPECT_GT(std::abs(logged - raw), 1e-4 * raw) << "the averaged weights differ from the trained ones";
 }
 
-TEST(Trainer, Bf16OnCpuOnlyWhenAsked) {
+TEST(Trainer, CpuAutocastWhenAskedOrWhenAutoFindsNativeBf16) {
   std::map<std::string, double> losses;
-  for (const char* precision : {"auto", "fp32", "bf16"}) {
+  const std::string auto_means = cpu_native_bf16().empty() ? "fp32" : "bf16";
+  for (const std::string precision : {"auto", "fp32", "bf16"}) {
     auto task = test::make_groove_task(11, 0.0);
     TrainConfig c = test::small_config();
     c.max_steps = 3;
     c.precision = precision;
-    const Outcome o = run(*task, c, test::scratch_dir(std::string("precision_") + precision), "none");
-    EXPECT_EQ(task->autocast_seen, std::string(precision) == "bf16") << precision;
+    const Outcome o = run(*task, c, test::scratch_dir("precision_" + precision), "none");
+    EXPECT_EQ(task->autocast_seen, (precision == "auto" ? auto_means : precision) == "bf16") << precision;
     losses[precision] = o.result.last_validation->metrics.at("loss");
     EXPECT_TRUE(std::isfinite(losses[precision])) << precision;
   }
-  EXPECT_EQ(losses["auto"], losses["fp32"]);
+  EXPECT_EQ(losses["auto"], losses[auto_means]);
   // bf16 matmuls round differently, but train the same model.
   EXPECT_NE(losses["bf16"], losses["fp32"]);
   EXPECT_NEAR(losses["bf16"], losses["fp32"], 0.05 * losses["fp32"]);
