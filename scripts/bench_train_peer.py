@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Benchmark peer for scripts/bench_train.sh: the MIDI generator of
 configs/midi_generator.yaml written in Python PyTorch (Debian's python3-torch),
-trained on the same prepared shard, reporting tokens/s.
+trained on the same prepared shard, reporting tokens/s and peak RSS.
+`--autocast bf16` runs the forward and the loss under
+torch.autocast("cpu", dtype=torch.bfloat16), as a Python user turns on mixed
+precision (weights, gradients and AdamW state stay fp32).
 
 Launched by torchrun (WORLD_SIZE > 1), it trains with PyTorch's own
 DistributedDataParallel over Gloo, each rank on its own random windows: the
@@ -13,9 +16,11 @@ positions, per-layer emotion prefix keys/values, tied embeddings, GELU MLP,
 AdamW, label-smoothed cross-entropy ignoring PAD. Not part of the product.
 """
 import argparse
+import contextlib
 import json
 import math
 import os
+import resource
 import statistics
 import time
 
@@ -96,6 +101,9 @@ def main():
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--d-ff", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--autocast", choices=["none", "bf16"], default="none",
+                    help="bf16: forward and loss under torch.autocast('cpu', dtype=torch.bfloat16)")
     ap.add_argument("--bucket-mb", type=float, default=25.0, help="DDP's bucket_cap_mb (PyTorch's default: 25)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -126,7 +134,7 @@ def main():
         ids = torch.from_numpy(ids)
         return ids[:, :-1], ids[:, 1:]
 
-    model = Generator(vocab, args.d_model, args.layers, args.heads, args.d_ff, 4, 0.1)
+    model = Generator(vocab, args.d_model, args.layers, args.heads, args.d_ff, 4, args.dropout)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), weight_decay=0.05)
     step_model = model
     if world > 1:
@@ -136,8 +144,10 @@ def main():
     for step in range(args.warmup + args.steps):
         x, y = batch()
         start = time.perf_counter()
-        logits = step_model(x, emotion, x != pad)
-        loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1), ignore_index=pad, label_smoothing=0.1)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if args.autocast == "bf16" else contextlib.nullcontext()
+        with autocast:
+            logits = step_model(x, emotion, x != pad)
+            loss = F.cross_entropy(logits.reshape(-1, vocab), y.reshape(-1), ignore_index=pad, label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -150,7 +160,8 @@ def main():
     if rank == 0:
         print(json.dumps({"peer": "python", "torch": torch.__version__, "tokens_per_s": statistics.median(rates),
                           "median_step_ms": statistics.median(step_ms), "world_size": world,
-                          "parameters": params, "loss": float(loss)}))
+                          "autocast": args.autocast, "parameters": params, "loss": float(loss),
+                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 if __name__ == "__main__":
