@@ -118,6 +118,9 @@ TEST(StartupErrors, GeneratorJobWorksWithKmidiDataRootSet) {
       kmidi("train --config " + tiny + " train.max_steps=2 train.eval_every=2 train.checkpoint_every=2", env);
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   EXPECT_TRUE(fs::exists(clone / "runs/data/pop909-sample/train.h5"));  // prepared from data/pop909-sample
+  // Logged before the run folder existed, kept in its train.log all the same.
+  EXPECT_NE(files::read_all((clone / "runs/midi_generator_tiny/train.log").string()).find("no prepared shards yet"),
+            std::string::npos);
   const std::string best = (clone / "runs/midi_generator_tiny/checkpoints/best.ckpt").string();
   EXPECT_TRUE(fs::exists(best));
   const test::CommandResult evaluated =
