@@ -20,6 +20,9 @@
 // durations to at least one step. A time signature change that falls inside
 // a bar takes effect at the next bar line.
 //
+// Grammar.h holds this grammar as a state machine (tokenizer.json "grammar"),
+// which sampling uses to mask every token decode() would skip.
+//
 // The tokenizer is the single source of truth for every id, special ids
 // included (PAD 0, BOS 1, EOS 2, MASK 3). It is saved as tokenizer.json beside
 // every shard, checkpoint and export (format in Tokenizer.cpp; see to_json()).
