@@ -124,20 +124,23 @@ void validate_graphs(const std::string& model, const std::vector<train::GraphExp
   }
 }
 
-/// The path fields of a config, by dotted key, in declaration order. Reads
-/// nothing else: lists are skipped (no job names its data inside one).
-class PathFields final : public config::Visitor {
+/// The path and string fields of a config, by dotted key, in declaration
+/// order. Lists are skipped (no job names its data inside one).
+class DataFields final : public config::Visitor {
  public:
-  std::vector<std::pair<std::string, std::string>> found;
+  std::vector<std::pair<std::string, std::string>> paths;
+  std::map<std::string, std::string> strings;
 
   void field(std::string_view, bool&, const config::Spec&) override {}
   void field(std::string_view, int&, const config::Spec&) override {}
   void field(std::string_view, int64_t&, const config::Spec&) override {}
   void field(std::string_view, double&, const config::Spec&) override {}
   void field(std::string_view, float&, const config::Spec&) override {}
-  void field(std::string_view, std::string&, const config::Spec&) override {}
+  void field(std::string_view key, std::string& value, const config::Spec&) override {
+    strings[prefix_ + std::string(key)] = value;
+  }
   void field(std::string_view key, config::Path& value, const config::Spec&) override {
-    if (!value.empty()) found.emplace_back(prefix_ + std::string(key), value.str());
+    if (!value.empty()) paths.emplace_back(prefix_ + std::string(key), value.str());
   }
   void field(std::string_view, std::vector<int64_t>&, const config::Spec&) override {}
   void field(std::string_view, std::vector<double>&, const config::Spec&) override {}
@@ -151,7 +154,7 @@ class PathFields final : public config::Visitor {
   }
   bool reading() const override { return false; }
   [[noreturn]] void fail(std::string_view key, std::string_view message) override {
-    throw std::logic_error("PathFields: " + std::string(key) + ": " + std::string(message));
+    throw std::logic_error("DataFields: " + std::string(key) + ": " + std::string(message));
   }
 
  protected:
@@ -197,9 +200,22 @@ void fill_published_fields(registry::RegistryEntry& e, const std::optional<Train
 
 std::optional<TrainingDataset> training_dataset(train::JobConfig& job, std::vector<std::string>* looked_at) {
   if (!job.task_config) return std::nullopt;
-  PathFields paths;
-  job.task_config->visit(paths);
-  for (const auto& [key, path] : paths.found) {
+  DataFields fields;
+  job.task_config->visit(fields);
+  // Stated in the job itself (a task whose data no prepare config made).
+  for (const auto& [key, value] : fields.strings) {
+    const bool dataset_id = key == "dataset.id" || (key.size() > 11 && key.compare(key.size() - 11, 11, ".dataset.id") == 0);
+    if (!dataset_id) continue;
+    const std::string section = key.substr(0, key.size() - 2);  // "data.dataset."
+    if (looked_at) looked_at->push_back(section + "id: '" + value + "'");
+    if (value.empty()) continue;
+    const auto other = [&](const char* name) {
+      const auto it = fields.strings.find(section + name);
+      return it == fields.strings.end() ? std::string() : it->second;
+    };
+    return TrainingDataset{value, other("license"), other("version"), "the job's " + section.substr(0, section.size() - 1)};
+  }
+  for (const auto& [key, path] : fields.paths) {
     const bool prepare_config = key == "prepare" || (key.size() > 8 && key.compare(key.size() - 8, 8, ".prepare") == 0);
     std::error_code ec;
     std::optional<TrainingDataset> found;

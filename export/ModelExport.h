@@ -109,10 +109,12 @@ struct TrainingDataset {
   std::string source;  ///< the prepare config or prepare_report.json it came from
 };
 
-/// Finds the job's data set through the path fields of its task sections, in
-/// declaration order: a field named `prepare` is a prepare config; a folder
-/// holding prepare_report.json was made by `kmidi prepare` (its report keeps
-/// the resolved prepare config). The first one that declares a data set wins.
+/// Finds the job's data set: a `dataset` section of its task config with a
+/// non-empty `id` (for data no prepare config made) states it outright;
+/// otherwise the path fields of the task sections, in declaration order: a
+/// field named `prepare` is a prepare config; a folder holding
+/// prepare_report.json was made by `kmidi prepare` (its report keeps the
+/// resolved prepare config). The first one that declares a data set wins.
 /// Returns nullopt when none does (`looked_at` then lists what was read).
 /// Throws config::ConfigError / DataError when a prepare config or report
 /// that the job names cannot be read.

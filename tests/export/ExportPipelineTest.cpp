@@ -205,6 +205,26 @@ TEST(ExportPipeline, TrainingDataSetComesFromThePrepareConfigOrThePreparedFolder
   EXPECT_EQ(found->source, shards + "/prepare_report.json");
 }
 
+TEST(ExportPipeline, ADataSetStatedInTheJobComesFirst) {
+  // For data that no prepare config made (Groove's info.csv read directly).
+  const std::string dir = test::scratch_dir("export_job_dataset");
+  const std::string config = dir + "/job.yaml";
+  const std::string stated = "data: {dataset: {id: groove-midi-direct, license: CC-BY-4.0, version: 1.0.0}}\n";
+  std::string yaml = test::export_job_yaml(dir + "/runs", "job", "groove_fixture", 4);
+  files::write_atomic(config, yaml.substr(0, yaml.find("data: {prepare:")) + stated);
+  std::optional<TrainingDataset> found = training_dataset(*job_of(config));
+  ASSERT_TRUE(found);
+  EXPECT_EQ(found->id, "groove-midi-direct");
+  EXPECT_EQ(found->license, "CC-BY-4.0");
+  EXPECT_EQ(found->version, "1.0.0");
+  EXPECT_EQ(found->source, "the job's data.dataset");
+  // Stated beside a prepare config, the job's statement wins.
+  files::write_atomic(config, yaml.substr(0, yaml.find("data: {prepare:")) +
+                                  "data: {prepare: " + test::source_path("configs/prepare_groove.yaml") +
+                                  ", dataset: {id: groove-midi-direct, license: CC-BY-4.0}}\n");
+  EXPECT_EQ(training_dataset(*job_of(config)).value_or(TrainingDataset{}).id, "groove-midi-direct");
+}
+
 TEST(ExportPipeline, AutoSkipsACorruptNewestCheckpointAndSaysSo) {
   const std::string dir = test::scratch_dir("export_corrupt");
   const std::string config = train_run(dir, "job", "groove_fixture", 8);

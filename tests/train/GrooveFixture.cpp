@@ -10,9 +10,16 @@
 
 namespace kmidi::test {
 
+void GrooveDatasetConfig::visit(config::Visitor& v) {
+  v.field("id", id, config::Spec("data set id (registry training.dataset_id)"));
+  v.field("license", license, config::Spec("its licence (registry training.dataset_license)"));
+  v.field("version", version, config::Spec("its release"));
+}
+
 void GrooveDataConfig::visit(config::Visitor& v) {
   v.field("csv", csv, config::Spec("Groove MIDI info.csv").data_path());
   v.field("prepare", prepare, config::Spec("prepare config that declares the data set (registry entries)"));
+  v.section("dataset", dataset, config::Spec("the data set, stated in the job"));
   v.field("test_labels", test_labels, config::Spec("keep targets on the test split"));
 }
 

@@ -19,9 +19,16 @@
 
 namespace kmidi::test {
 
+/// The data set stated in the job (what a task whose data no prepare config made declares).
+struct GrooveDatasetConfig : config::Section {
+  std::string id, license, version;
+  void visit(config::Visitor& v) override;
+};
+
 struct GrooveDataConfig : config::Section {
   config::Path csv = KMIDI_SHARED_DATA "/groove-midi/groove/info.csv";
   config::Path prepare;     ///< optional prepare config declaring the data set (exports read it for the registry)
+  GrooveDatasetConfig dataset;  ///< optional: the data set stated here instead
   bool test_labels = true;  ///< false: the test split comes without targets
   void visit(config::Visitor& v) override;
 };
