@@ -154,7 +154,7 @@ std::string trained_checkpoint(const std::string& out, int steps) {
 
 TEST(InitFrom, LoadsTheWeightsOnlyAndStartsOptimizerScheduleAndDataAfresh) {
   const std::string out = test::scratch_dir("eg_init_from");
-  const std::string source = trained_checkpoint(out, 6);  // ends in epoch 1 (4 steps per epoch)
+  const std::string source = trained_checkpoint(out, 6);  // ends inside epoch 1
   const std::vector<std::string> init = {"run.name=tuned", "train.init_from=" + source, "train.max_steps=2",
                                          "train.checkpoint_every=1", "train.eval_every=0"};
   {
@@ -187,6 +187,28 @@ TEST(InitFrom, LoadsTheWeightsOnlyAndStartsOptimizerScheduleAndDataAfresh) {
                         {"run.name=tuned", "train.init_from=" + out + "/no-such.ckpt", "train.max_steps=3",
                          "train.checkpoint_every=1", "train.eval_every=0"});
   EXPECT_EQ(run_training(*again, builtin_tasks()).step, 3);
+}
+
+TEST(InitFrom, TakesTheWeightAverageWhenTheCheckpointHasOne) {
+  const std::string out = test::scratch_dir("eg_init_ema");
+  auto source_job = tiny_job(out, pop909_shards(),
+                             {"run.name=source", "train.max_steps=4", "train.eval_every=0", "train.checkpoint_every=4",
+                              "train.ema.decay=0.5"});
+  const std::string source = run_training(*source_job, builtin_tasks()).last_checkpoint;
+  const CheckpointFile file(source);
+  ASSERT_TRUE(file.has(checkpoint_section::kEma));
+  auto job = tiny_job(out, pop909_shards(), {"run.name=tuned", "train.init_from=" + source});
+  auto task = make_generator(*job, 99);
+  EXPECT_TRUE(load_init_from(*task, *job, builtin_tasks()).used_ema);
+  NamedTensorList params;
+  for (const auto& item : task->model().named_parameters(true)) params.emplace_back(item.key(), item.value().detach());
+  EXPECT_TRUE(bit_equal(params, file.tensors(checkpoint_section::kEma)));
+  // ... which differs from the raw weights after 4 steps at decay 0.5.
+  int64_t differing = 0;
+  for (const auto& [name, raw] : file.tensors(checkpoint_section::kModel)) {
+    for (const auto& [param, value] : params) differing += param == name && !torch::equal(raw, value);
+  }
+  EXPECT_GT(differing, 0);
 }
 
 TEST(InitFrom, RefusesAnotherArchitectureNamingCheckpointConfigKeyAndBothValues) {
