@@ -15,7 +15,8 @@
 // heartbeat intervals; while a stop signal (SIGTERM, SIGINT) is pending, a
 // wait for a peer that has ended or is stopped fails at once too. Either way
 // every other rank throws kmidi::PeerFailure naming the rank, and a rank that
-// leaves with an exception tells the others at once. If a process does not
+// leaves with an exception tells the others at once (a stop on request, see
+// stop_on_request(), is no failure: the ranks end cleanly). If a process does not
 // stop within min(timeout_s - the heartbeat window, 5 s) of a failure (e.g.
 // blocked in a GPU kernel), a last-resort thread ends it with exit code 5
 // (kExitPeerFailed). With the defaults, all of this fits the 30 s torchrun and
@@ -118,6 +119,12 @@ class DistributedContext {
   /// now instead of at the timeout. Called automatically when the context is
   /// destroyed by an exception; safe to call more than once.
   virtual void abort(const std::string& reason) {}
+  /// Says that this rank ends because a stop was asked (every rank agreed on
+  /// it in the same collective), not because it failed: the context, destroyed
+  /// by the Interrupted thrown next, publishes "stopped on request" and shuts
+  /// down cleanly, so that neither this rank nor its peers log a failure. Call
+  /// it right before throwing Interrupted; a failure already seen still wins.
+  virtual void stop_on_request(const std::string& reason) {}
 
  protected:
   int rank_ = 0, world_size_ = 1, local_rank_ = 0, local_world_size_ = 1, restart_count_ = 0;

@@ -620,8 +620,9 @@ void Trainer::train_step() {
     advance_phase(StepPhase::kCompute, StepPhase::kBetweenSteps);
     const std::string path = save_checkpoint();
     const int sig = StopSignals::signal_number();
-    throw Interrupted(std::string(sig ? strsignal(sig) : "stop request") + " after step " + std::to_string(state_.step) +
-                      "; checkpoint saved to " + path + "; run the same command again to resume");
+    const std::string stop = std::string(sig ? strsignal(sig) : "stop request") + " after step " + std::to_string(state_.step);
+    context_->stop_on_request(stop);  // every rank agreed on it above: no failure for the peers to log
+    throw Interrupted(stop + "; checkpoint saved to " + path + "; run the same command again to resume");
   }
   const auto global_units = static_cast<int64_t>(shared[0]);
   if (global_units <= 0) {

@@ -217,7 +217,9 @@ int run(const Options& o) {
     context->all_reduce_sum(units);
     if (signals && units[1] > 0) {
       context->barrier();
-      throw Interrupted("stop signal before step " + std::to_string(step));
+      const std::string stop = "stop signal before step " + std::to_string(step);
+      context->stop_on_request(stop);  // as the trainer does: a stop is no failure
+      throw Interrupted(stop);
     }
     double loss_sum = 0.0;
     for (int64_t k = 0; k < o.accumulation; ++k) {

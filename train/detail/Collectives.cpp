@@ -194,29 +194,39 @@ bool Collectives::has_failure() const {
 
 Collectives::~Collectives() {
   if (!watchdog_) return;
-  if (std::uncaught_exceptions() > 0 || aborted_ || has_failure()) {
+  // A stop on request unwinds with Interrupted, yet every rank agreed on it: no failure.
+  const bool stopped_on_request = !stop_reason_.empty() && !aborted_ && !has_failure();
+  if (!stopped_on_request && (std::uncaught_exceptions() > 0 || aborted_ || has_failure())) {
     if (!aborted_ && !has_failure()) abort("it stopped with an error (see its log)");
     abandon();
     return;
   }
   try {
-    shutdown();
+    // After a stop signal the launcher's SIGKILL follows within 30 s: wait for
+    // the others one heartbeat window at most, not a whole collective timeout.
+    shutdown(stopped_on_request ? timings_.heartbeat_stale : timings_.timeout);
   } catch (const std::exception& e) {
     spdlog::warn("distributed shutdown of rank {} did not complete: {}", rank_, error_text(e));
     abandon();
   }
 }
 
-void Collectives::shutdown() {
+void Collectives::stop_on_request(const std::string& reason) {
+  if (!watchdog_ || aborted_ || has_failure()) return;  // a failure seen first stays the reason
+  stop_reason_ = reason.empty() ? "stop request" : reason;
+  spdlog::debug("rank {} stops on request: {}", rank_, stop_reason_);
+}
+
+void Collectives::shutdown(milliseconds serve_for) {
   // Announce the exit before the heartbeats stop, so that no watcher mistakes
   // the silence for a death, and stop watching before counting as finished:
   // once every rank has, rank 0 takes the store down.
-  store_->set(exited_key(rank_), bytes("1"));
+  store_->set(exited_key(rank_), bytes(stop_reason_.empty() ? "finished" : "stopped on request: " + stop_reason_));
   if (!hosts_store_) watchdog_->stop();
   store_->add(kFinishedKey, 1);
   if (hosts_store_) {
     // The store lives in this process: keep serving until every rank is done with it.
-    const auto deadline = steady_clock::now() + timings_.timeout;
+    const auto deadline = steady_clock::now() + serve_for;
     while (store_->add(kFinishedKey, 0) < world_size_) {
       if (watchdog_->check()) {
         abandon();
@@ -224,7 +234,7 @@ void Collectives::shutdown() {
       }
       if (steady_clock::now() > deadline) {
         spdlog::warn("rank 0 stops serving the rendezvous store: not every rank finished within {}",
-                     seconds_text(timings_.timeout));
+                     seconds_text(serve_for));
         break;
       }
       std::this_thread::sleep_for(std::min(timings_.heartbeat_interval, milliseconds(20)));

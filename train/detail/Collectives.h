@@ -30,8 +30,9 @@ class Collectives {
   /// process group of `backend` ("gloo" or "nccl") and starts the watchdog.
   Collectives(const LaunchEnvironment& launch, const std::string& backend, c10::Device device,
               double timeout_s);
-  /// A clean shutdown unless a failure was seen or an exception is unwinding:
-  /// then the process group and the store are abandoned, never waited for.
+  /// A clean shutdown unless a failure was seen or an exception other than a
+  /// stop on request is unwinding: then the process group and the store are
+  /// abandoned, never waited for, and the other ranks are told of the failure.
   ~Collectives();
   Collectives(const Collectives&) = delete;
   Collectives& operator=(const Collectives&) = delete;
@@ -56,6 +57,10 @@ class Collectives {
 
   /// Records `reason` as this rank's failure and tells the other ranks (bounded wait).
   void abort(const std::string& reason);
+  /// Marks this rank's coming exit as a stop on request: the destructor then
+  /// shuts down cleanly and publishes "stopped on request: <reason>" as the
+  /// rank's exit. Ignored once a failure was seen.
+  void stop_on_request(const std::string& reason);
 
  private:
   void connect_store(const LaunchEnvironment& launch);
@@ -84,7 +89,9 @@ class Collectives {
   void fail_locally(const std::string& message);
   void post_abort(const std::string& message);
   bool has_failure() const;
-  void shutdown();
+  /// Announces this rank's exit; rank 0 keeps serving the store until every
+  /// rank has finished, at most `serve_for`.
+  void shutdown(std::chrono::milliseconds serve_for);
   void abandon();
 
   int rank_ = 0, world_size_ = 1;
@@ -99,6 +106,7 @@ class Collectives {
   std::unique_ptr<Watchdog> watchdog_;
   PeerProcesses peers_;
   bool aborted_ = false;
+  std::string stop_reason_;  ///< set by stop_on_request
 };
 
 }  // namespace kmidi::train::detail

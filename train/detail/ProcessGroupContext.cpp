@@ -140,4 +140,6 @@ std::unique_ptr<GradientSynchronizer> ProcessGroupContext::synchronize_gradients
 
 void ProcessGroupContext::abort(const std::string& reason) { collectives_->abort(reason); }
 
+void ProcessGroupContext::stop_on_request(const std::string& reason) { collectives_->stop_on_request(reason); }
+
 }  // namespace kmidi::train::detail

@@ -22,6 +22,7 @@ class ProcessGroupContext final : public DistributedContext {
   std::unique_ptr<GradientSynchronizer> synchronize_gradients(torch::nn::Module& module) override;
   std::string broadcast_string(const std::string& value) override;
   void abort(const std::string& reason) override;
+  void stop_on_request(const std::string& reason) override;
 
  private:
   std::shared_ptr<Collectives> collectives_;
