@@ -16,6 +16,7 @@
 #include "core/Csv.h"
 #include "core/Errors.h"
 #include "core/Files.h"
+#include "export/ModelExport.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelCheck.h"
@@ -387,6 +388,39 @@ TEST(GrooveHumanize, MovesDrumNotesByThePredictedOffsetAndKeepsEveryNote) {
     FAIL() << "no error";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("SMPTE-timed"), std::string::npos) << e.what();
+  }
+}
+
+TEST(GrooveTask, ShippedJobsExportWithTheGrooveMidiDataSet) {
+  // No prepare config made this data (the task reads info.csv): the shipped
+  // jobs state the data set, as groove-midi/groove/LICENSE grants it.
+  EXPECT_NE(files::read_all(test::shared_data("groove-midi/groove/LICENSE"))
+                .find("licensed under the Creative Commons Attribution 4.0 International License"),
+            std::string::npos);
+  const std::string dir = test::scratch_dir("groove_export");
+  const std::vector<std::string> overrides = {"data_root=" + std::string(KMIDI_SHARED_DATA),
+                                              "run.output_dir=" + dir + "/runs"};
+  for (const char* config : {"configs/groove.yaml", "configs/groove_tiny.yaml"}) {
+    auto job = load_job_config(test::source_path(config), overrides, builtin_tasks());
+    const std::optional<exporter::TrainingDataset> found = exporter::training_dataset(*job);
+    ASSERT_TRUE(found) << config;
+    EXPECT_EQ(found->id, "groove-midi") << config;
+    EXPECT_EQ(found->license, "CC-BY-4.0") << config;
+    EXPECT_EQ(found->version, "1.0.0") << config;
+    EXPECT_EQ(found->source, "the job's data.dataset") << config;
+  }
+  // The tiny job end to end: trained, then exported with its registry entry.
+  auto job = load_job_config(test::source_path("configs/groove_tiny.yaml"), overrides, builtin_tasks());
+  run_training(*job, builtin_tasks());
+  exporter::ExportOptions options;
+  options.out_dir = dir + "/out";
+  const exporter::ModelExportResult result = exporter::export_model(*job, builtin_tasks(), options);
+  ASSERT_FALSE(result.entries.empty());
+  for (const auto& entry : result.entries) {
+    ASSERT_TRUE(entry.training.has_value());
+    EXPECT_EQ(entry.training->dataset_id.value_or(""), "groove-midi");
+    EXPECT_EQ(entry.training->dataset_license.value_or(""), "CC-BY-4.0");
+    EXPECT_EQ(entry.training->dataset_version.value_or(""), "1.0.0");
   }
 }
 

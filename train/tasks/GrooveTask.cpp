@@ -29,6 +29,9 @@ void GrooveDataConfig::visit(config::Visitor& v) {
   v.field("condition_on_player", condition_on_player,
           config::Spec("with model.players: false gives every window player 0 (any player), e.g. to measure "
                        "the humanizer for an unknown drummer"));
+  v.section("dataset", dataset,
+            config::Spec("the data set info.csv belongs to, {id, license, version}: `kmidi export` copies it into "
+                         "registry.json and refuses a job without it"));
   v.check(!time_signatures.empty(), "time_signatures", "needs at least one time signature, e.g. [4-4]");
 }
 

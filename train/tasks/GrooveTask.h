@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/Config.h"
+#include "datasets/corpus/PrepareConfig.h"
 #include "datasets/groove/GrooveDataset.h"
 #include "losses/TaskLoss.h"
 #include "models/GrooveModel.h"
@@ -52,6 +53,9 @@ struct GrooveDataConfig : config::Section {
   int64_t max_files = 0;      ///< per split; 0: all (small values for quick tests)
   bool test_labels = true;    ///< false: the test split comes without targets (label-free evaluation)
   bool condition_on_player = true;  ///< false: every window gets player 0 ("any player")
+  /// What info.csv belongs to, for `kmidi export` (no prepare config made this
+  /// data); empty: the export refuses the job.
+  corpus::DatasetInfo dataset;
   void visit(config::Visitor& v) override;
 };
 

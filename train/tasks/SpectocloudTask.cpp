@@ -16,6 +16,9 @@ void SpectocloudDataConfig::visit(config::Visitor& v) {
   v.field("train_split", train_split, Spec("split name of the training items"));
   v.field("validation_split", validation_split, Spec("split name of the validation items"));
   v.field("test_split", test_split, Spec("split name of the test items"));
+  v.section("dataset", dataset,
+            Spec("the data the cache was made from, {id, license, version}: `kmidi export` copies it into "
+                 "registry.json and refuses a job without it"));
 }
 
 void SpectocloudModelConfig::visit(config::Visitor& v) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/Config.h"
+#include "datasets/corpus/PrepareConfig.h"
 #include "datasets/spectocloud/SpectocloudDataset.h"
 #include "losses/CloudLoss.h"
 #include "models/Spectocloud.h"
@@ -31,6 +32,9 @@ struct SpectocloudDataConfig : config::Section {
   std::string train_split = "train";
   std::string validation_split = "validation";
   std::string test_split = "test";
+  /// What the cache was made from, for `kmidi export` (a spectocloud prepare
+  /// config declares none); empty: the export refuses the job.
+  corpus::DatasetInfo dataset;
   void visit(config::Visitor& v) override;
 };
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/Files.h"
+#include "export/ModelExport.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
 #include "export/onnx/ModelCheck.h"
@@ -161,6 +162,36 @@ TEST(SpectocloudTask, GraphsMatchLibTorchInOnnxruntime) {
     const data::NamedTensors ref = g.reference(in);
     EXPECT_EQ(ref.at("positions").sizes(), (torch::IntArrayRef{batch, 1200, 3}));
     onnx::onnxruntime_parity(path, in, ref).require_passed("spectocloud " + std::to_string(batch) + "x" + std::to_string(frames));
+  }
+}
+
+TEST(SpectocloudTask, ShippedJobsExportWithTheirSourcesLicences) {
+  // A spectocloud prepare config declares no data set: the shipped jobs state
+  // it, every source's licence (shared/data's PROVENANCE.md files) joined.
+  const std::string dir = test::scratch_dir("spectocloud_task_export");
+  const std::vector<std::string> overrides = {"data.cache=" + spectocloud::testing::small_cache(),
+                                              "run.output_dir=" + dir + "/runs"};
+  const std::vector<std::pair<std::string, std::string>> shipped = {
+      {"configs/spectocloud.yaml", "MIT AND CC-BY-NC-SA-4.0 AND CC-BY-3.0 AND CC-BY-NC-3.0 AND LicenseRef-PublicDomain"},
+      {"configs/spectocloud_tiny.yaml", "MIT AND CC-BY-NC-SA-4.0 AND CC-BY-3.0 AND CC-BY-NC-3.0"}};
+  for (const auto& [config, license] : shipped) {
+    auto job = load_job_config(test::source_path(config), overrides, builtin_tasks());
+    const std::optional<exporter::TrainingDataset> found = exporter::training_dataset(*job);
+    ASSERT_TRUE(found) << config;
+    EXPECT_EQ(found->license, license) << config;
+    EXPECT_EQ(found->id.rfind("pop909-emopia-librosa-audio", 0), 0u) << config << ": " << found->id;
+  }
+  // The tiny job end to end on the small cache: trained, then exported with its registry entry.
+  auto job = load_job_config(test::source_path("configs/spectocloud_tiny.yaml"), overrides, builtin_tasks());
+  run_training(*job, builtin_tasks());
+  exporter::ExportOptions options;
+  options.out_dir = dir + "/out";
+  const exporter::ModelExportResult result = exporter::export_model(*job, builtin_tasks(), options);
+  ASSERT_FALSE(result.entries.empty());
+  for (const auto& entry : result.entries) {
+    ASSERT_TRUE(entry.training.has_value());
+    EXPECT_EQ(entry.training->dataset_id.value_or(""), "pop909-emopia-librosa-audio-tiny");
+    EXPECT_EQ(entry.training->dataset_license.value_or(""), shipped[1].second);
   }
 }
 
