@@ -13,6 +13,8 @@ struct BatchingConfig : config::Section {
   /// item's tokens (the padded batch tensor) stays within it; items are
   /// grouped by length (train/Sampler.h). 0: train.batch_size items, padded
   /// to the longest. Must be at least the longest row (data.max_length).
+  /// Training only: evaluation keeps its fixed batches (train.eval_batch_size).
+  /// Under DDP each rank reads one budget-sized micro-batch per micro-step.
   int64_t tokens_per_batch = 0;
   void visit(config::Visitor& v) override {
     v.field("tokens_per_batch", tokens_per_batch,

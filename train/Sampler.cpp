@@ -226,25 +226,66 @@ std::vector<std::vector<int64_t>> TrainSampler::rank_micro_batches(const std::ve
   return out;
 }
 
+namespace {
+
+/// Coordinate descent on the cuts of a descending cost sequence: each cut
+/// between two neighbouring batches moves to where their padded sizes sum
+/// least within the budget, until no cut moves (or a pass limit). The batch
+/// count stays; the padding never grows.
+void balance_cuts(std::vector<size_t>& starts, const std::vector<int64_t>& cost, int64_t budget) {
+  const auto cells = [&](size_t begin, size_t end) { return static_cast<int64_t>(end - begin) * cost[begin]; };
+  bool moved = true;
+  for (int pass = 0; moved && pass < 32; ++pass) {
+    moved = false;
+    for (size_t k = 0; k + 2 < starts.size(); ++k) {
+      const size_t begin = starts[k], end = starts[k + 2];
+      size_t best = starts[k + 1];
+      int64_t best_cells = cells(begin, best) + cells(best, end);
+      for (size_t cut = begin + 1; cut < end && cells(begin, cut) <= budget; ++cut) {
+        if (cells(cut, end) > budget) continue;
+        const int64_t total = cells(begin, cut) + cells(cut, end);
+        if (total < best_cells) {
+          best = cut;
+          best_cells = total;
+        }
+      }
+      if (best != starts[k + 1]) {
+        starts[k + 1] = best;
+        moved = true;
+      }
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<std::vector<int64_t>> pack_by_tokens(const std::vector<int64_t>& items, const std::vector<int64_t>& costs,
                                                  int64_t tokens_per_batch) {
-  std::vector<std::vector<int64_t>> batches;
-  int64_t longest = 0;
+  std::vector<int64_t> cost;  // in `items` order, at least 1
   for (int64_t item : items) {
-    const int64_t cost = std::max<int64_t>(1, costs[static_cast<size_t>(item)]);
-    if (cost > tokens_per_batch) {
+    cost.push_back(std::max<int64_t>(1, costs[static_cast<size_t>(item)]));
+    if (cost.back() > tokens_per_batch) {
       throw UsageError("data.batching.tokens_per_batch " + std::to_string(tokens_per_batch) + " is smaller than item " +
-                       std::to_string(item) + "'s " + std::to_string(cost) +
+                       std::to_string(item) + "'s " + std::to_string(cost.back()) +
                        " tokens; raise it to at least the longest row (data.max_length)");
     }
-    const int64_t grown = std::max(longest, cost);
-    if (batches.empty() || grown * static_cast<int64_t>(batches.back().size() + 1) > tokens_per_batch) {
-      batches.emplace_back();
-      longest = cost;
-    } else {
-      longest = grown;
+    if (cost.size() > 1 && cost.back() > cost[cost.size() - 2]) {
+      throw std::logic_error("pack_by_tokens: items must come in descending cost order");
     }
-    batches.back().push_back(item);
+  }
+  // Greedy cuts give the fewest batches; balancing them then lowers the padding.
+  std::vector<size_t> starts;
+  for (size_t i = 0; i < cost.size(); ++i) {
+    if (starts.empty() || static_cast<int64_t>(i - starts.back() + 1) * cost[starts.back()] > tokens_per_batch) {
+      starts.push_back(i);
+    }
+  }
+  starts.push_back(cost.size());
+  balance_cuts(starts, cost, tokens_per_batch);
+  std::vector<std::vector<int64_t>> batches;
+  for (size_t k = 0; k + 1 < starts.size(); ++k) {
+    batches.emplace_back(items.begin() + static_cast<std::ptrdiff_t>(starts[k]),
+                         items.begin() + static_cast<std::ptrdiff_t>(starts[k + 1]));
   }
   return batches;
 }

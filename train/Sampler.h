@@ -17,8 +17,9 @@
 //
 // Token-budget batching (tokens_per_batch > 0, from data.batching): the
 // epoch's seeded permutation is stably sorted by item cost (its length in
-// tokens), longest first, and cut greedily into micro-batches whose padded
-// size, items x the longest item's cost, stays within the budget. The
+// tokens), longest first, and cut into as few micro-batches as fit the
+// budget (padded size: items x the longest item's cost), the cuts then moved
+// to where they pad least (pack_by_tokens). The
 // micro-batches are then shuffled (seeded by the epoch) and taken K =
 // world_size x micro_steps per optimizer step: micro-batch k of a step goes
 // to rank k % world_size at micro-step k / world_size. So each rank gets one
@@ -110,9 +111,11 @@ class TrainSampler {
 std::vector<std::vector<int64_t>> evaluation_batches(int64_t dataset_size, int64_t batch_size, int rank,
                                                      int world_size);
 
-/// Cuts `items` (in this order) into consecutive groups whose size x largest
-/// cost stays within `tokens_per_batch`; an item of cost 0 counts as 1.
-/// Throws UsageError when one item alone exceeds the budget.
+/// Cuts `items`, in descending cost order, into consecutive groups whose size
+/// x largest (first) cost stays within `tokens_per_batch`: as few groups as
+/// greedy cutting gives, with the cuts then moved to lower the padding. An
+/// item of cost 0 counts as 1. Throws UsageError when one item alone exceeds
+/// the budget (std::logic_error when the order is not descending).
 std::vector<std::vector<int64_t>> pack_by_tokens(const std::vector<int64_t>& items, const std::vector<int64_t>& costs,
                                                  int64_t tokens_per_batch);
 

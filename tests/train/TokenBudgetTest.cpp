@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <string>
 
 #include "core/Errors.h"
@@ -66,6 +67,35 @@ TEST(TokenBudget, PackingCutsWhereTheNextItemWouldOverflow) {
     EXPECT_NE(std::string(e.what()).find("tokens_per_batch 99 is smaller than item 0's 100 tokens"), std::string::npos)
         << e.what();
   }
+}
+
+TEST(TokenBudget, BalancedCutsPadLessThanGreedyCutsWithAsManyBatches) {
+  // Budget 20 over 10, 6, 6, 6, 5, 5: greedy cuts {10, 6} {6, 6, 5} {5} use
+  // 20 + 18 + 5 = 43 cells for 38 tokens; {10} {6, 6, 6} {5, 5} use 38.
+  const std::vector<int64_t> costs{10, 6, 6, 6, 5, 5};
+  const auto batches = pack_by_tokens({0, 1, 2, 3, 4, 5}, costs, 20);
+  const std::vector<std::vector<int64_t>> expected{{0}, {1, 2, 3}, {4, 5}};
+  EXPECT_EQ(batches, expected);
+  EXPECT_DOUBLE_EQ(padding_waste(batches, costs), 0.0);
+  EXPECT_THROW(pack_by_tokens({5, 0}, costs, 20), std::logic_error) << "ascending order is refused";
+  // On spread lengths: never more batches or padding than greedy cutting.
+  const auto lengths = clip_lengths(800, 11);
+  std::vector<int64_t> order(800);
+  for (int64_t i = 0; i < 800; ++i) order[static_cast<size_t>(i)] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return lengths[static_cast<size_t>(a)] > lengths[static_cast<size_t>(b)];
+  });
+  std::vector<std::vector<int64_t>> greedy;
+  for (int64_t i : order) {
+    if (greedy.empty() || lengths[static_cast<size_t>(greedy.back()[0])] * static_cast<int64_t>(greedy.back().size() + 1) > 3000) {
+      greedy.emplace_back();
+    }
+    greedy.back().push_back(i);
+  }
+  const auto balanced = pack_by_tokens(order, lengths, 3000);
+  EXPECT_EQ(balanced.size(), greedy.size());
+  EXPECT_LT(padding_waste(balanced, lengths), padding_waste(greedy, lengths));
+  for (const auto& b : balanced) EXPECT_LE(padded_tokens(b, lengths), 3000);
 }
 
 TEST(TokenBudget, NoMicroBatchExceedsTheBudgetAndEveryItemIsReadOncePerEpoch) {
