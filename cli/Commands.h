@@ -24,6 +24,7 @@ void register_version(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_train(CLI::App& app);
 void register_evaluate(CLI::App& app);
+void register_evaluate_generation(CLI::App& app);
 void register_generate(CLI::App& app);
 void register_onnx(CLI::App& app);
 void register_registry(CLI::App& app);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/Commands.h"
+#include "cli/Generation.h"
 #include "core/Errors.h"
 #include "core/Strings.h"
 #include "datasets/midi/MidiWriter.h"
@@ -20,9 +21,7 @@
 #include "train/tasks/MidiGeneratorTask.h"
 
 namespace kmidi::cli {
-namespace {
 
-/// "V,A[,I]" -> the contract's emotion vector: [valence, arousal, intensity, 0, ...].
 at::Tensor parse_emotion(const std::string& text, int64_t size) {
   const std::vector<std::string> parts = strings::split(text, ',');
   if (parts.size() < 2 || parts.size() > 3) {
@@ -46,6 +45,8 @@ at::Tensor parse_emotion(const std::string& text, int64_t size) {
   }
   return emotion;
 }
+
+namespace {
 
 /// Where the pieces go: one --out file, or --count files in --out-dir.
 struct Outputs {
@@ -101,6 +102,42 @@ nlohmann::ordered_json write_piece(train::LoadedGenerator& g, const at::Tensor& 
 
 }  // namespace
 
+models::SamplingOptions piece_sampling(const train::LoadedGenerator& g, const models::SamplingOptions& user) {
+  const tokenizer::Tokenizer& tok = *g.tokenizer;
+  models::SamplingOptions sampling = user;
+  sampling.stop_ids = {tok.eos_id()};
+  // Every special token except EOS is meaningless inside a piece; the
+  // grammar masks every token that would not decode.
+  for (const std::string& name : tok.vocab().special_names()) {
+    const int32_t id = tok.special_id(name);
+    if (id != tok.eos_id()) sampling.banned_ids.push_back(id);
+  }
+  sampling.grammar = std::make_shared<tokenizer::Grammar>(tok.grammar());
+  return sampling;
+}
+
+nlohmann::ordered_json write_pieces(train::LoadedGenerator& g, const at::Tensor& emotion,
+                                    const models::SamplingOptions& sampling, const std::string& out_dir,
+                                    int64_t count) {
+  std::filesystem::create_directories(out_dir);
+  nlohmann::ordered_json summary;
+  summary["out_dir"] = out_dir;
+  summary["count"] = count;
+  summary["checkpoint_step"] = g.step;
+  summary["guidance"] = sampling.guidance;
+  nlohmann::ordered_json pieces = nlohmann::ordered_json::array();
+  int64_t skipped = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    models::SamplingOptions piece = sampling;
+    piece.seed = sampling.seed + static_cast<uint64_t>(i);
+    pieces.push_back(write_piece(g, emotion, piece, (std::filesystem::path(out_dir) / piece_name(i, count)).string()));
+    skipped += pieces.back()["skipped_tokens"].get<int64_t>();
+  }
+  summary["skipped_tokens"] = skipped;
+  summary["pieces"] = pieces;
+  return summary;
+}
+
 void register_generate(CLI::App& app) {
   struct Args {
     std::string checkpoint, emotion = "0,0";
@@ -142,18 +179,8 @@ void register_generate(CLI::App& app) {
       throw UsageError(std::string("generate: ") + e.what());
     }
     train::LoadedGenerator g = train::load_generator_checkpoint(args->checkpoint, !args->raw_weights);
-    const tokenizer::Tokenizer& tok = *g.tokenizer;
     const at::Tensor emotion = parse_emotion(args->emotion, g.model->options().emotion_dim);
-
-    models::SamplingOptions sampling = args->sampling;
-    sampling.stop_ids = {tok.eos_id()};
-    // Every special token except EOS is meaningless inside a piece; the
-    // grammar masks every token that would not decode.
-    for (const std::string& name : tok.vocab().special_names()) {
-      const int32_t id = tok.special_id(name);
-      if (id != tok.eos_id()) sampling.banned_ids.push_back(id);
-    }
-    sampling.grammar = std::make_shared<tokenizer::Grammar>(tok.grammar());
+    const models::SamplingOptions sampling = piece_sampling(g, args->sampling);
     torch::NoGradGuard no_grad;
     const Outputs& o = args->outputs;
     if (!o.out.empty()) {
@@ -162,22 +189,7 @@ void register_generate(CLI::App& app) {
       std::printf("%s\n", out.dump().c_str());
       return;
     }
-    std::filesystem::create_directories(o.out_dir);
-    nlohmann::ordered_json summary;
-    summary["out_dir"] = o.out_dir;
-    summary["count"] = o.count;
-    summary["checkpoint_step"] = g.step;
-    summary["guidance"] = sampling.guidance;
-    nlohmann::ordered_json pieces = nlohmann::ordered_json::array();
-    int64_t skipped = 0;
-    for (int64_t i = 0; i < o.count; ++i) {
-      models::SamplingOptions piece = sampling;
-      piece.seed = args->sampling.seed + static_cast<uint64_t>(i);
-      pieces.push_back(write_piece(g, emotion, piece, (std::filesystem::path(o.out_dir) / piece_name(i, o.count)).string()));
-      skipped += pieces.back()["skipped_tokens"].get<int64_t>();
-    }
-    summary["skipped_tokens"] = skipped;
-    summary["pieces"] = pieces;
+    const nlohmann::ordered_json summary = write_pieces(g, emotion, sampling, o.out_dir, o.count);
     std::printf("%s\n", summary.dump().c_str());
   });
 }

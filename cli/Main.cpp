@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   cli::register_train(app);
   cli::register_evaluate(app);
   cli::register_generate(app);
+  cli::register_evaluate_generation(app);
   cli::register_onnx(app);
   cli::register_registry(app);
   cli::register_prepare(app);
