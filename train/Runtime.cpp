@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -30,6 +31,15 @@ void on_stop_signal(int sig) {
     (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
     ::_exit(130);
   }
+}
+
+/// Installed when a job ends by an error: the process is already on its way
+/// out with that error's exit code, and a launcher's stop signal arriving
+/// now (torchrun SIGTERMs the other ranks once one dies) must not turn it
+/// into a death by signal. A second signal still ends it at once.
+void on_stop_signal_while_ending(int) {
+  static std::atomic<int> received{0};
+  if (received.fetch_add(1) > 0) ::_exit(130);
 }
 
 /// "model name" of /proc/cpuinfo's first processor, or "" where there is none.
@@ -92,7 +102,7 @@ ProcessSettings configure_process(int64_t threads, int local_processes) {
   return s;
 }
 
-StopSignals::StopSignals() {
+StopSignals::StopSignals() : exceptions_at_start_(std::uncaught_exceptions()) {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
@@ -102,6 +112,15 @@ StopSignals::StopSignals() {
 }
 
 StopSignals::~StopSignals() {
+  if (std::uncaught_exceptions() > exceptions_at_start_) {
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal_while_ending;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    ::sigaction(SIGINT, &action, nullptr);
+    ::sigaction(SIGTERM, &action, nullptr);
+    return;
+  }
   ::sigaction(SIGINT, &previous_int_, nullptr);
   ::sigaction(SIGTERM, &previous_term_, nullptr);
 }

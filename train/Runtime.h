@@ -34,7 +34,9 @@ std::string describe_hardware(const std::string& device, int world_size);
 /// While alive, SIGINT and SIGTERM ask the process to stop: the first sets a
 /// flag that the trainer checks between steps (it saves a checkpoint and
 /// throws kmidi::Interrupted); a second one ends the process at once with
-/// exit status 130. The previous handlers come back on destruction.
+/// exit status 130. The previous handlers come back on destruction, unless
+/// an exception is unwinding it: then the process is ending with that
+/// error's exit code, and a first stop signal is ignored so that it stays so.
 class StopSignals {
  public:
   StopSignals();
@@ -52,6 +54,7 @@ class StopSignals {
   static void reset();
 
  private:
+  int exceptions_at_start_ = 0;
   struct sigaction previous_int_ {}, previous_term_ {};
 };
 

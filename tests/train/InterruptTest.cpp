@@ -3,13 +3,17 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <csignal>
 #include <chrono>
+#include <cstdlib>
+#include <stdexcept>
 #include <filesystem>
 #include <thread>
 
 #include "core/Files.h"
 #include "tests/train/TrainTestUtil.h"
 #include "train/Checkpoint.h"
+#include "train/Runtime.h"
 
 namespace kmidi::train {
 namespace {
@@ -108,6 +112,34 @@ TEST(Interrupt, KillDuringCheckpointWriteKeepsThePreviousOne) {
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
   }
   EXPECT_EQ(store.list().back().first, 30);
+}
+
+/// A job that failed inside StopSignals' scope, then a signal, then exit `code`.
+[[noreturn]] void fail_then_signal(int signals, int code) {
+  try {
+    StopSignals scope;
+    throw std::runtime_error("a peer has ended");
+  } catch (const std::runtime_error&) {
+  }
+  for (int i = 0; i < signals; ++i) ::raise(i % 2 == 0 ? SIGTERM : SIGINT);
+  std::_Exit(code);
+}
+
+TEST(Interrupt, AStopSignalWhileAFailedJobEndsKeepsItsExitCode) {
+  // torchrun SIGTERMs the surviving ranks when one dies; a rank that has
+  // already seen the failure and is ending with exit 5 must still end so,
+  // not be reported as killed by SIGTERM (seen in CI as a race).
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(fail_then_signal(1, 5), ::testing::ExitedWithCode(5), "");
+  EXPECT_EXIT(fail_then_signal(2, 5), ::testing::ExitedWithCode(130), "");
+  // Without a failure the previous (default) handler comes back.
+  EXPECT_EXIT(
+      {
+        { StopSignals scope; }
+        ::raise(SIGTERM);
+        std::_Exit(0);
+      },
+      ::testing::KilledBySignal(SIGTERM), "");
 }
 
 }  // namespace
