@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -54,7 +55,11 @@ TokenShardDataset::TokenShardDataset(const TokenDatasetConfig& config, const std
   const std::string dir = config_.dir.str();
   const std::string tokenizer_path = (fs::path(dir) / "tokenizer.json").string();
   tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tokenizer_path));
-  shard_ = std::make_unique<shards::ShardReader>((fs::path(dir) / shards::shard_file_name(split)).string());
+  // Metadata stays on disk: a training run's memory must not grow with the corpus.
+  shards::ShardReaderOptions reader_options;
+  reader_options.metadata_in_memory = false;
+  shard_ = std::make_unique<shards::ShardReader>((fs::path(dir) / shards::shard_file_name(split)).string(),
+                                                 reader_options);
   if (shard_->tokenizer_sha256() != tokenizer_->sha256()) {
     throw DataError(shard_->path() + ": was written with a different tokenizer than " + tokenizer_path +
                     " (sha256 " + shard_->tokenizer_sha256() + " vs " + tokenizer_->sha256() +
@@ -103,25 +108,31 @@ void TokenShardDataset::read_emotion_sources() {
   if (column >= 0 && shard_->label_columns()[static_cast<size_t>(column)].kind != shards::LabelKind::kText) {
     throw DataError(shard_->path() + ": label '" + shards::kEmotionSourceLabel + "' must be text (real, pseudo or empty)");
   }
-  for (int64_t p = 0; p < shard_->size(); ++p) {
-    const shards::ShardItem& it = shard_->item(p);
-    EmotionSource& source = sources_[static_cast<size_t>(p)];
-    if (column < 0) {  // shards from before the column: a finite label is an annotation
-      const bool labelled = std::isfinite(it.labels[static_cast<size_t>(valence_)].number) ||
-                            std::isfinite(it.labels[static_cast<size_t>(arousal_)].number);
-      source = labelled ? EmotionSource::kReal : EmotionSource::kNone;
-      continue;
-    }
-    const std::string& text = it.labels[static_cast<size_t>(column)].text;
-    if (text == shards::kEmotionSourceReal) {
-      source = EmotionSource::kReal;
-    } else if (text == shards::kEmotionSourcePseudo) {
-      source = EmotionSource::kPseudo;
-    } else if (!text.empty()) {
-      throw DataError(shard_->path() + ": item " + std::to_string(p) + " ('" + it.source + "') has " +
-                      shards::kEmotionSourceLabel + " '" + text + "'; expected real, pseudo or empty");
+  constexpr int64_t kBlock = 4096;  // pieces of metadata read at a time
+  for (int64_t first = 0; first < shard_->size(); first += kBlock) {
+    const std::vector<shards::ShardItem> block = shard_->items(first, std::min(kBlock, shard_->size() - first));
+    for (size_t i = 0; i < block.size(); ++i) {
+      const int64_t p = first + static_cast<int64_t>(i);
+      sources_[static_cast<size_t>(p)] = emotion_source_of(block[i], p, column);
     }
   }
+}
+
+TokenShardDataset::EmotionSource TokenShardDataset::emotion_source_of(const shards::ShardItem& it, int64_t piece,
+                                                                      int column) const {
+  if (column < 0) {  // shards from before the column: a finite label is an annotation
+    const bool labelled = std::isfinite(it.labels[static_cast<size_t>(valence_)].number) ||
+                          std::isfinite(it.labels[static_cast<size_t>(arousal_)].number);
+    return labelled ? EmotionSource::kReal : EmotionSource::kNone;
+  }
+  const std::string& text = it.labels[static_cast<size_t>(column)].text;
+  if (text == shards::kEmotionSourceReal) return EmotionSource::kReal;
+  if (text == shards::kEmotionSourcePseudo) return EmotionSource::kPseudo;
+  if (!text.empty()) {
+    throw DataError(shard_->path() + ": item " + std::to_string(piece) + " ('" + it.source + "') has " +
+                    shards::kEmotionSourceLabel + " '" + text + "'; expected real, pseudo or empty");
+  }
+  return EmotionSource::kNone;
 }
 
 TokenShardDataset::EmotionSource TokenShardDataset::emotion_source(size_t index) const {

@@ -46,6 +46,7 @@
 
 namespace kmidi::shards {
 class ShardReader;
+struct ShardItem;
 }
 
 namespace kmidi::data {
@@ -103,6 +104,7 @@ class TokenShardDataset : public Dataset {
   /// First token and length of the row `item` reads this epoch.
   std::pair<int64_t, int64_t> window(const Item& item, size_t index) const;
   void read_emotion_sources();
+  EmotionSource emotion_source_of(const shards::ShardItem& item, int64_t piece, int column) const;
 
   TokenDatasetConfig config_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
