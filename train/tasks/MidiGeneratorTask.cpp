@@ -35,14 +35,25 @@ void GeneratorDataConfig::visit(config::Visitor& v) {
   v.field("windowing", windowing,
           Spec("training windows of long pieces: a random crop per epoch, or fixed windows")
               .one_of({"random_crop", "windows"}));
-  v.field("preload", preload, Spec("read every token into memory at start-up"));
+  v.list("mixture", mixture,
+         Spec("several prepared corpora [{dir, weight, name}] instead of data.dir: training draws by weight"));
+  v.field("mixture_draws_per_epoch", mixture_draws_per_epoch,
+          Spec("data.mixture: training draws per epoch; 0 means the corpora's training items together").non_negative());
+  v.field("preload", preload, Spec("read every token into memory at start-up (off: read by chunk, bounded memory)"));
   v.field("emotion_scale", emotion_scale,
           Spec("a labelled item's valence and arousal are the shard's (EMOPIA: quadrant signs) times this").positive());
   v.section("batching", batching, Spec("training micro-batches by token budget instead of train.batch_size items"));
   v.check(batching.tokens_per_batch == 0 || batching.tokens_per_batch >= max_length, "batching",
           "tokens_per_batch " + std::to_string(batching.tokens_per_batch) + " is smaller than max_length " +
               std::to_string(max_length) + ": a full-length row would not fit");
-  v.check(!prepare.str().empty() || !dir.str().empty(), "dir", "set data.dir or data.prepare");
+  v.check(!prepare.str().empty() || !dir.str().empty() || !mixture.empty(), "dir",
+          "set data.dir, data.prepare or data.mixture");
+  v.check(mixture.empty() || (prepare.str().empty() && dir.str().empty()), "mixture",
+          "data.mixture replaces data.dir and data.prepare; set only one of them");
+  v.check(mixture.empty() || batching.tokens_per_batch == 0, "mixture",
+          "data.batching.tokens_per_batch does not combine with data.mixture (an epoch's draws change its packing); "
+          "use train.batch_size");
+  v.check(data::mixture_name_clash(mixture).empty(), "mixture", data::mixture_name_clash(mixture));
 }
 
 void GeneratorModelConfig::visit(config::Visitor& v) {
@@ -122,45 +133,89 @@ data::TokenDatasetConfig split_config(const GeneratorDataConfig& data, const std
   return c;
 }
 
-/// Add-one smoothed unigram log-probabilities of the train split's target tokens.
-at::Tensor unigram_log_probs(const data::TokenDatasetConfig& train_config, int64_t vocab_size) {
-  data::TokenDatasetConfig c = train_config;
-  c.windowing = "windows";
-  const data::TokenShardDataset counting(c, "train");
+/// Add-one smoothed unigram log-probabilities of the train splits' target
+/// tokens (of every corpus of a mixture, unweighted).
+at::Tensor unigram_log_probs(const std::vector<data::TokenDatasetConfig>& train_configs, int64_t vocab_size,
+                             int64_t pad) {
   at::Tensor counts = torch::ones({vocab_size}, torch::kDouble);
-  const int64_t pad = counting.pad_id();
-  std::vector<int64_t> indices;
-  for (size_t i = 0; i < counting.size(); ++i) {
-    indices.push_back(static_cast<int64_t>(i));
-    if (indices.size() == 64 || i + 1 == counting.size()) {
-      const at::Tensor labels = counting.get_batch(indices).targets.at("labels").flatten();
-      counts += torch::bincount(labels.masked_select(labels != pad), {}, vocab_size).to(torch::kDouble);
-      indices.clear();
+  for (data::TokenDatasetConfig c : train_configs) {
+    c.windowing = "windows";
+    const data::TokenShardDataset counting(c, "train");
+    std::vector<int64_t> indices;
+    for (size_t i = 0; i < counting.size(); ++i) {
+      indices.push_back(static_cast<int64_t>(i));
+      if (indices.size() == 64 || i + 1 == counting.size()) {
+        const at::Tensor labels = counting.get_batch(indices).targets.at("labels").flatten();
+        counts += torch::bincount(labels.masked_select(labels != pad), {}, vocab_size).to(torch::kDouble);
+        indices.clear();
+      }
     }
   }
   counts[pad] = 0;  // never a target
   return (counts / counts.sum()).log().to(torch::kFloat);
 }
 
+/// A mixture entry's folder, checked to be a prepared corpus before anything opens it.
+std::string mixture_dir(const GeneratorDataConfig& data, size_t index) {
+  const std::string dir = data.mixture[index].dir.str();
+  for (const char* file : {"train.h5", "tokenizer.json"}) {
+    if (!fs::exists(fs::path(dir) / file)) {
+      throw DataError("data.mixture[" + std::to_string(index) + "].dir: " + dir + " is not a prepared corpus (no " +
+                      file + "); run kmidi prepare for it first");
+    }
+  }
+  return dir;
+}
+
 }  // namespace
 
 MidiGeneratorTask::MidiGeneratorTask(const MidiGeneratorJobConfig& config, const TaskContext& context)
     : config_(config) {
-  data_dir_ = resolve_generator_data(config.data, context.world_size == 1);
+  const bool mixture = !config.data.mixture.empty();
+  std::vector<std::string> dirs;
+  if (mixture) {
+    for (size_t i = 0; i < config.data.mixture.size(); ++i) {
+      dirs.push_back(mixture_dir(config.data, i));
+      corpus_names_.push_back(config.data.mixture[i].effective_name());
+    }
+  } else {
+    dirs.push_back(resolve_generator_data(config.data, context.world_size == 1));
+  }
+  data_dir_ = dirs.front();
   const std::string tokenizer_path = (fs::path(data_dir_) / "tokenizer.json").string();
   tokenizer_json_ = files::read_all(tokenizer_path);
   tokenizer_ = std::make_shared<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_json(tokenizer_json_, tokenizer_path));
   tokenizer::check_stated_ids(*tokenizer_, tokenizer_path, config.model.stated, "model");
 
   for (Split split : {Split::kTrain, Split::kValidation, Split::kTest}) {
-    const fs::path shard = fs::path(data_dir_) / (std::string(split_name(split)) + ".h5");
-    if (split != Split::kTrain && !fs::exists(shard)) continue;
-    data::TokenDatasetConfig c = split_config(config.data, data_dir_, split, context.seed);
-    if (split == Split::kTrain) c.condition_dropout = config.model.condition_dropout;  // evaluation sees the labels
-    datasets_[split] = std::make_shared<data::TokenShardDataset>(c, split_name(split));
+    std::vector<data::TokenMixtureDataset::Corpus> corpora;
+    for (size_t i = 0; i < dirs.size(); ++i) {
+      const fs::path shard = fs::path(dirs[i]) / (std::string(split_name(split)) + ".h5");
+      if (split != Split::kTrain && !fs::exists(shard)) continue;
+      data::TokenDatasetConfig c = split_config(config.data, dirs[i], split, context.seed);
+      if (split == Split::kTrain) c.condition_dropout = config.model.condition_dropout;  // evaluation sees the labels
+      auto data = std::make_shared<data::TokenShardDataset>(c, split_name(split));
+      if (!mixture) {
+        datasets_[split] = data;
+        break;
+      }
+      corpora.push_back({corpus_names_[i], dirs[i], config.data.mixture[i].weight, data});
+    }
+    if (corpora.empty()) continue;
+    // Evaluation reads every corpus's own split; the per-corpus metrics tell them apart.
+    auto merged = std::make_shared<data::TokenMixtureDataset>(
+        std::move(corpora), split == Split::kTrain ? data::MixtureRole::kTrain : data::MixtureRole::kEvaluate,
+        context.seed, config.data.mixture_draws_per_epoch);
+    for (size_t c = 0; c < merged->corpora(); ++c) {
+      spdlog::info("data.mixture {}: {} ({}): {} {} per {}", split_name(split), merged->corpus(c).name,
+                   merged->corpus(c).dir, merged->items_per_corpus()[c],
+                   split == Split::kTrain ? "draws" : "items", split == Split::kTrain ? "epoch" : "evaluation");
+    }
+    datasets_[split] = merged;
   }
-  unigram_log_probs_ =
-      unigram_log_probs(split_config(config.data, data_dir_, Split::kTrain, context.seed), tokenizer_->vocab_size());
+  std::vector<data::TokenDatasetConfig> train_configs;
+  for (const std::string& dir : dirs) train_configs.push_back(split_config(config.data, dir, Split::kTrain, context.seed));
+  unigram_log_probs_ = unigram_log_probs(train_configs, tokenizer_->vocab_size(), tokenizer_->pad_id());
   model_ = models::MidiGenerator(config.model.options(tokenizer_->vocab_size()));
 }
 
@@ -197,10 +252,35 @@ ForwardOutput MidiGeneratorTask::forward(const data::Batch& batch, bool training
   out.sums.emplace_back("correct", (log_probs.detach().argmax(-1).masked_select(valid) == valid_labels).sum().to(torch::kDouble));
   out.sums.emplace_back("unigram_nll_sum",
                         -unigram_log_probs_.to(labels.device()).index_select(0, valid_labels).sum().to(torch::kDouble));
+  if (!corpus_names_.empty()) add_corpus_sums(batch, nll, valid, log_probs.detach().argmax(-1) == labels, out.sums);
   return out;
 }
 
-MetricValues MidiGeneratorTask::finalize(const MetricValues& sums, Split) const {
+void MidiGeneratorTask::add_corpus_sums(const data::Batch& batch, const at::Tensor& nll, const at::Tensor& valid,
+                                        const at::Tensor& correct, MetricSums& sums) const {
+  // Every batch returns every corpus's sums (zeros where absent): ranks must agree on the names.
+  const at::Tensor corpus = batch.inputs.at("corpus");
+  const auto k = static_cast<int64_t>(corpus_names_.size());
+  const int64_t rows = corpus.size(0);
+  auto per_corpus = [&](const at::Tensor& per_token) {
+    const at::Tensor per_row = per_token.to(torch::kDouble).reshape({rows, -1}).sum(1);
+    return torch::zeros({k}, per_row.options()).index_add_(0, corpus, per_row);
+  };
+  const at::Tensor masked = valid.to(torch::kDouble);
+  const at::Tensor nll_sums = per_corpus(nll.detach().to(torch::kDouble) * masked);
+  const at::Tensor units = per_corpus(masked);
+  const at::Tensor hits = per_corpus(correct.to(torch::kDouble) * masked);
+  const at::Tensor draws = torch::zeros({k}, masked.options()).index_add_(0, corpus, torch::ones({rows}, masked.options()));
+  for (int64_t c = 0; c < k; ++c) {
+    const std::string& name = corpus_names_[static_cast<size_t>(c)];
+    sums.emplace_back("nll_sum." + name, nll_sums[c]);
+    sums.emplace_back("units." + name, units[c]);
+    sums.emplace_back("correct." + name, hits[c]);
+    sums.emplace_back("rows." + name, draws[c]);
+  }
+}
+
+MetricValues MidiGeneratorTask::finalize(const MetricValues& sums, Split split) const {
   const double units = std::max(sums.at("units"), 1.0);
   MetricValues m;
   m["loss"] = sums.at("loss_sum") / units;
@@ -208,6 +288,15 @@ MetricValues MidiGeneratorTask::finalize(const MetricValues& sums, Split) const 
   m["perplexity"] = std::exp(m["nll"]);
   m["accuracy"] = sums.at("correct") / units;
   m["unigram_perplexity"] = std::exp(sums.at("unigram_nll_sum") / units);
+  for (const std::string& name : corpus_names_) {
+    const double corpus_units = sums.at("units." + name);
+    // Training: rows drawn from the corpus since the last log line; evaluation: rows evaluated.
+    m[(split == Split::kTrain ? "draws." : "rows.") + name] = sums.at("rows." + name);
+    if (corpus_units <= 0) continue;  // nothing of this corpus in the window
+    m["nll." + name] = sums.at("nll_sum." + name) / corpus_units;
+    m["perplexity." + name] = std::exp(m["nll." + name]);
+    m["accuracy." + name] = sums.at("correct." + name) / corpus_units;
+  }
   return m;
 }
 

@@ -17,6 +17,7 @@
 
 #include "core/Config.h"
 #include "datasets/BatchingConfig.h"
+#include "datasets/MixtureDataset.h"
 #include "datasets/TokenDataset.h"
 #include "datasets/tokenizer/TokenIds.h"
 #include "datasets/tokenizer/Tokenizer.h"
@@ -31,9 +32,17 @@ struct GeneratorDataConfig : config::Section {
   config::Path prepare;
   /// Prepared shards (<split>.h5 + tokenizer.json); default: prepare's output.dir.
   config::Path dir;
+  /// Several prepared corpora with weights, instead of dir/prepare
+  /// (datasets/MixtureDataset.h): training draws by weight, evaluation
+  /// reports each corpus's own split.
+  std::vector<data::MixtureCorpusConfig> mixture;
+  /// mixture: training draws per epoch; 0: the corpora's training items together.
+  int64_t mixture_draws_per_epoch = 0;
   int64_t max_length = 256;              ///< tokens per training row (any length works at inference)
   std::string windowing = "random_crop"; ///< training windows: random_crop | windows
-  bool preload = true;                   ///< read every token into memory at start-up
+  /// Read every token into memory at start-up. Off (default): tokens are
+  /// read by chunk, so memory does not grow with the corpus.
+  bool preload = false;
   /// A labelled item's valence and arousal are the shard's (EMOPIA: the
   /// quadrant's signs, +-1) times this, so that `--emotion 0.8,0.8` asks for
   /// what a Q1 clip was shown; unlabelled items are neutral (0).
@@ -90,7 +99,9 @@ class MidiGeneratorTask : public Task {
   ForwardOutput forward(const data::Batch& batch, bool training) override;
   /// loss (label-smoothed), nll, perplexity = exp(nll), accuracy (non-pad
   /// targets), and the train split's unigram perplexity on the same tokens
-  /// as the baseline to beat.
+  /// as the baseline to beat. With data.mixture, per corpus <name>: nll.<name>,
+  /// perplexity.<name>, accuracy.<name>, and draws.<name> (training: rows
+  /// drawn since the last log line) or rows.<name> (evaluation).
   MetricValues finalize(const MetricValues& sums, Split split) const override;
   /// Per row: the model's log-likelihood of the row's own tokens after the
   /// first, and how many tokens that sums over (works without targets).
@@ -108,11 +119,16 @@ class MidiGeneratorTask : public Task {
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
 
  private:
+  /// data.mixture: per-corpus "nll_sum.<name>", "units.<name>", "correct.<name>", "rows.<name>".
+  void add_corpus_sums(const data::Batch& batch, const at::Tensor& nll, const at::Tensor& valid,
+                       const at::Tensor& correct, MetricSums& sums) const;
+
   MidiGeneratorJobConfig config_;
   std::string data_dir_;
   std::shared_ptr<tokenizer::Tokenizer> tokenizer_;
   std::string tokenizer_json_;
-  std::map<Split, std::shared_ptr<data::TokenShardDataset>> datasets_;
+  std::map<Split, std::shared_ptr<const data::Dataset>> datasets_;
+  std::vector<std::string> corpus_names_;  ///< data.mixture's, in order; empty without a mixture
   models::MidiGenerator model_{nullptr};
   at::Tensor unigram_log_probs_;  ///< [V] log p(token) on the train split (add-one smoothed)
 };
