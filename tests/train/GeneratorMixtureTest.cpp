@@ -164,7 +164,7 @@ TEST(GeneratorMixture, BadMixturesFailNamingTheKey) {
   const std::string out = test::scratch_dir("generator_mixture_errors");
   std::string m = error_of<config::ConfigError>([&] { job_with_data(out, mixture_yaml(0.7, 0)); });
   EXPECT_NE(m.find("mixture"), std::string::npos) << m;
-  EXPECT_NE(m.find("weight"), std::string::npos) << m;
+  EXPECT_NE(m.find("data.mixture[1].weight"), std::string::npos) << m;
 
   m = error_of<config::ConfigError>([&] {
     job_with_data(out, "  mixture:\n    - {dir: " + corpora().pop + "}\n    - {dir: " + corpora().pop + "}\n");

@@ -14,6 +14,7 @@
 #include "core/Files.h"
 #include "datasets/corpus/Prepare.h"
 #include "datasets/corpus/PrepareConfig.h"
+#include "datasets/shards/ShardReader.h"
 #include "export/GeneratorExportCheck.h"
 #include "export/TokenizerMetadata.h"
 #include "export/onnx/Metadata.h"
@@ -134,23 +135,35 @@ data::TokenDatasetConfig split_config(const GeneratorDataConfig& data, const std
 }
 
 /// Add-one smoothed unigram log-probabilities of the train splits' target
-/// tokens (of every corpus of a mixture, unweighted).
-at::Tensor unigram_log_probs(const std::vector<data::TokenDatasetConfig>& train_configs, int64_t vocab_size,
-                             int64_t pad) {
+/// tokens (of every corpus of a mixture, unweighted). Windows make every
+/// token of a piece but its first a target exactly once, so the shards are
+/// counted directly, a block of tokens at a time (memory does not grow with
+/// the corpus).
+at::Tensor unigram_log_probs(const std::vector<std::string>& dirs, int64_t vocab_size, int64_t pad) {
+  constexpr size_t kBlock = size_t{1} << 20;  // tokens per bincount
   at::Tensor counts = torch::ones({vocab_size}, torch::kDouble);
-  for (data::TokenDatasetConfig c : train_configs) {
-    c.windowing = "windows";
-    const data::TokenShardDataset counting(c, "train");
-    std::vector<int64_t> indices;
-    for (size_t i = 0; i < counting.size(); ++i) {
-      indices.push_back(static_cast<int64_t>(i));
-      if (indices.size() == 64 || i + 1 == counting.size()) {
-        const at::Tensor labels = counting.get_batch(indices).targets.at("labels").flatten();
-        counts += torch::bincount(labels.masked_select(labels != pad), {}, vocab_size).to(torch::kDouble);
-        indices.clear();
+  std::vector<int32_t> block;
+  auto flush = [&] {
+    const at::Tensor ids = torch::from_blob(block.data(), {static_cast<int64_t>(block.size())}, torch::kInt).to(torch::kLong);
+    counts += torch::bincount(ids.masked_select(ids != pad), {}, vocab_size).to(torch::kDouble);
+    block.clear();
+  };
+  for (const std::string& dir : dirs) {
+    shards::ShardReaderOptions options;
+    options.metadata_in_memory = false;
+    const shards::ShardReader shard((fs::path(dir) / shards::shard_file_name("train")).string(), options);
+    for (int64_t p = 0; p < shard.size(); ++p) {
+      for (int64_t first = 1; first < shard.length(p);) {
+        const int64_t n = std::min<int64_t>(shard.length(p) - first, static_cast<int64_t>(kBlock - block.size()));
+        const size_t at = block.size();
+        block.resize(at + static_cast<size_t>(n));
+        shard.read(p, first, n, block.data() + at);
+        first += n;
+        if (block.size() == kBlock) flush();
       }
     }
   }
+  if (!block.empty()) flush();
   counts[pad] = 0;  // never a target
   return (counts / counts.sum()).log().to(torch::kFloat);
 }
@@ -213,9 +226,7 @@ MidiGeneratorTask::MidiGeneratorTask(const MidiGeneratorJobConfig& config, const
     }
     datasets_[split] = merged;
   }
-  std::vector<data::TokenDatasetConfig> train_configs;
-  for (const std::string& dir : dirs) train_configs.push_back(split_config(config.data, dir, Split::kTrain, context.seed));
-  unigram_log_probs_ = unigram_log_probs(train_configs, tokenizer_->vocab_size(), tokenizer_->pad_id());
+  unigram_log_probs_ = unigram_log_probs(dirs, tokenizer_->vocab_size(), tokenizer_->pad_id());
   model_ = models::MidiGenerator(config.model.options(tokenizer_->vocab_size()));
 }
 
