@@ -68,9 +68,20 @@ void register_prepare(CLI::App& app) {
       std::printf("  %-12s %7lld items %11lld tokens %9.0f s  %s\n", s.name.c_str(), static_cast<long long>(s.items),
                   static_cast<long long>(s.tokens), s.seconds, s.shard.c_str());
     }
-    std::printf("  left out: %zu failed, %zu too short, %zu duplicates; %lld notes outside the pitch ranges\n",
+    std::printf("  left out: %zu failed, %zu too short, %zu duplicates, %zu already in dedup_against; %lld notes outside "
+                "the pitch ranges\n",
                 report.failed.size(), report.too_short.size(), report.duplicates.size(),
+                report.duplicates_elsewhere.size(),
                 static_cast<long long>(report.encode.pitch_out_of_range + report.encode.drums_out_of_range));
+    std::string by_kind;
+    for (const auto& [kind, count] : report.left_out_counts()) {
+      if (count > 0) by_kind += " " + kind + " " + std::to_string(count);
+    }
+    if (!by_kind.empty()) std::printf("  left out by reason:%s\n", by_kind.c_str());
+    if (report.files_resumed > 0) {
+      std::printf("  resumed: %lld files from an interrupted run, %lld parsed now\n",
+                  static_cast<long long>(report.files_resumed), static_cast<long long>(report.files_parsed));
+    }
     for (const corpus::LeftOutFile& f : report.failed) std::printf("  failed: %s: %s\n", f.path.c_str(), f.reason.c_str());
     std::printf("  report: %s/prepare_report.json\n", report.output_dir.c_str());
   });

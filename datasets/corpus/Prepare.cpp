@@ -3,8 +3,10 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <chrono>
@@ -12,6 +14,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "core/Errors.h"
@@ -20,7 +23,9 @@
 #include "core/Progress.h"
 #include "core/Strings.h"
 #include "datasets/corpus/detail/OrderedPool.h"
+#include "datasets/corpus/detail/PrepareWork.h"
 #include "datasets/midi/MidiReader.h"
+#include "datasets/shards/ShardReader.h"
 #include "datasets/shards/ShardWriter.h"
 
 namespace fs = std::filesystem;
@@ -52,22 +57,6 @@ void remove_stale_temporaries(const std::string& dir, const std::vector<std::str
   }
 }
 
-struct Hashed {
-  std::string sha256;
-  std::string error;  // non-empty: unreadable
-};
-
-struct Processed {
-  enum class Status { kOk, kFailed, kTooShort } status = Status::kOk;
-  std::string reason;
-  std::vector<int32_t> tokens;
-  int64_t notes = 0;
-  double seconds = 0.0;
-  tokenizer::EncodeStats stats;
-  int64_t repairs = 0;
-  std::string first_warning;
-};
-
 /// Throws DataError naming each split that every one of its files left
 /// (failed, too short or duplicates), before anything is committed.
 void require_items_in_every_split(const PrepareReport& report) {
@@ -88,7 +77,11 @@ void require_items_in_every_split(const PrepareReport& report) {
 
 Json left_out_json(const std::vector<LeftOutFile>& files) {
   Json list = Json::array();
-  for (const LeftOutFile& f : files) list.push_back(Json{{"path", f.path}, {"split", f.split}, {"reason", f.reason}});
+  for (const LeftOutFile& f : files) {
+    Json item{{"path", f.path}, {"split", f.split}, {"kind", f.kind}, {"reason", f.reason}};
+    if (!f.kept_as.empty()) item["kept_as"] = f.kept_as;
+    list.push_back(std::move(item));
+  }
   return list;
 }
 
@@ -135,6 +128,15 @@ std::string new_run_id() {
   return std::string(stamp) + "-" + suffix;
 }
 
+std::map<std::string, int64_t> PrepareReport::left_out_counts() const {
+  std::map<std::string, int64_t> counts{{"unreadable", 0}, {"unparsable", 0},          {"untokenizable", 0},
+                                        {"too_short", 0},  {"duplicate", 0},           {"duplicate_elsewhere", 0}};
+  for (const auto* list : {&failed, &too_short, &duplicates, &duplicates_elsewhere}) {
+    for (const LeftOutFile& f : *list) ++counts[f.kind];
+  }
+  return counts;
+}
+
 std::string PrepareReport::to_json() const {
   Json j = Json::object();
   j["run_id"] = run_id;
@@ -152,7 +154,11 @@ std::string PrepareReport::to_json() const {
   j["failed"] = left_out_json(failed);
   j["too_short"] = left_out_json(too_short);
   j["duplicates"] = left_out_json(duplicates);
+  j["duplicates_elsewhere"] = left_out_json(duplicates_elsewhere);
   j["repaired"] = left_out_json(repaired);
+  Json counts = Json::object();
+  for (const auto& [kind, count] : left_out_counts()) counts[kind] = count;
+  j["left_out_counts"] = counts;
   j["encode"] = Json{{"notes_in", encode.notes_in},
                      {"notes_encoded", encode.notes_encoded},
                      {"pitch_out_of_range", encode.pitch_out_of_range},
@@ -162,82 +168,302 @@ std::string PrepareReport::to_json() const {
                      {"time_signatures_replaced", encode.time_signatures_replaced},
                      {"bars", encode.bars},
                      {"tokens", encode.tokens}};
+  j["files_resumed"] = files_resumed;
+  j["files_parsed"] = files_parsed;
   j["elapsed_s"] = elapsed_s;
   return j.dump(2) + "\n";
 }
 
-PrepareReport run_prepare(const PrepareConfig& config) {
-  const auto start = std::chrono::steady_clock::now();
-  const Corpus corpus = load_corpus(config.corpus, config.split);
-  require_no_problems(corpus);
-  if (const std::string empty = emptiness(corpus, config.corpus); !empty.empty()) throw DataError(empty);
-  const tokenizer::Tokenizer tok(config.tokenizer);
-  const std::string out_dir = config.output.dir.str();
-  files::ensure_dir(out_dir);
-  std::vector<std::string> artifacts{kTokenizerFile, kReportFile};
-  for (const std::string& s : corpus.split_names) artifacts.push_back(shards::shard_file_name(s));
-  remove_stale_temporaries(out_dir, artifacts);
+namespace {
 
-  PrepareReport report;
-  report.run_id = new_run_id();
-  report.output_dir = out_dir;
-  report.tokenizer_sha256 = tok.sha256();
-  report.vocab_size = tok.vocab_size();
-  PrepareConfig resolved = config;
-  report.config_yaml = config::to_yaml(resolved);
-  report.files = static_cast<int64_t>(corpus.entries.size());
+constexpr const char* kWorkDir = ".prepare-work";
+constexpr size_t kBufferCostPerFileByte = 8;  // the file's bytes, its parsed notes and its tokens
+
+using detail::FileOutcome;
+
+/// What a file's outcome depends on; a journal made under other settings is discarded.
+std::string outcome_fingerprint(const PrepareConfig& c, const tokenizer::Tokenizer& tok, const std::string& root) {
+  return hash::sha256_hex(std::string("kmidi.prepare_outcome.v1\n") + tok.sha256() + "\n" +
+                          (c.reader.strict ? "strict" : "lenient") + "\n" + std::to_string(c.reader.max_file_bytes) +
+                          "\n" + std::to_string(c.min_notes) + "\n" + std::to_string(c.output.segment_files) + "\n" + root);
+}
+
+struct FileStat {
+  int64_t size = -1;  // -1: cannot stat
+  int64_t mtime_ns = 0;
+};
+
+FileStat stat_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return {};
+  return {static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+/// A segment's files as they are on disk: a changed file redoes its segment.
+std::string listing_hash(const Corpus& corpus, const std::vector<FileStat>& stats, size_t begin, size_t end) {
+  std::string text;
+  for (size_t i = begin; i < end; ++i) {
+    text += corpus.entries[i].relative + '\0' + std::to_string(stats[i].size) + '\0' + std::to_string(stats[i].mtime_ns) + '\n';
+  }
+  return hash::sha256_hex(text);
+}
+
+FileOutcome failed(FileOutcome o, const char* kind, std::string reason) {
+  o.status = FileOutcome::Status::kFailed;
+  o.failure = kind;
+  o.reason = std::move(reason);
+  o.tokens.clear();
+  return o;
+}
+
+/// Reads, hashes, parses and tokenizes one file.
+FileOutcome process_file(const CorpusEntry& e, const tokenizer::Tokenizer& tok, const midi::ReadOptions& read_options,
+                         int64_t min_notes) {
+  FileOutcome o;
+  std::string bytes;
+  try {
+    bytes = files::read_all(e.path);
+  } catch (const DataError& err) {
+    return failed(std::move(o), "unreadable", err.what());
+  }
+  o.file_sha256 = hash::sha256_hex(bytes);
+  std::optional<midi::Score> score;
+  try {
+    score.emplace(midi::read_midi_bytes(bytes, e.path, read_options));
+  } catch (const DataError& err) {
+    return failed(std::move(o), "unparsable", err.what());
+  }
+  o.repairs = score->stats.repairs;
+  if (!score->stats.warnings.empty()) o.first_warning = score->stats.warnings.front();
+  try {
+    tok.encode(*score, o.tokens, &o.stats);
+  } catch (const DataError& err) {
+    return failed(std::move(o), "untokenizable", e.path + ": " + err.what());
+  }
+  o.notes = o.stats.notes_encoded;
+  o.seconds = score->duration_seconds();
+  if (o.notes < min_notes) {
+    o.status = FileOutcome::Status::kTooShort;
+    o.reason = std::to_string(o.notes) + " note(s) the tokenizer keeps (of " + std::to_string(o.stats.notes_in) +
+               "), fewer than min_notes " + std::to_string(min_notes);
+    o.tokens.clear();
+    return o;
+  }
+  o.tokens_sha256 = detail::tokens_sha256(o.tokens);
+  return o;
+}
+
+std::string on_error_fail_message(const std::string& reason) {
+  return reason + " (on_error: fail; set on_error: skip to leave such files out and list them)";
+}
+
+/// A sha256 in 32 bytes (hex strings would cost ~100 bytes a file).
+using Key = std::array<uint8_t, 32>;
+
+bool parse_key(const std::string& hex, Key& key) {
+  if (hex.size() != 64) return false;
+  for (size_t b = 0; b < 32; ++b) key[b] = static_cast<uint8_t>(std::stoi(hex.substr(2 * b, 2), nullptr, 16));
+  return true;
+}
+
+/// The pieces of the dedup_against folders, by key.
+class ExternalIndex {
+ public:
+  /// Returns the kept copy's name, or nullptr.
+  const std::string* find(const Key& key) const {
+    const auto it = std::lower_bound(keys_.begin(), keys_.end(), std::make_pair(key, uint32_t{0}));
+    return it != keys_.end() && it->first == key ? &names_[it->second] : nullptr;
+  }
+  void add(const Key& key, std::string name) {
+    keys_.emplace_back(key, static_cast<uint32_t>(names_.size()));
+    names_.push_back(std::move(name));
+  }
+  void finish() { std::sort(keys_.begin(), keys_.end()); }
+  size_t size() const { return keys_.size(); }
+
+ private:
+  std::vector<std::pair<Key, uint32_t>> keys_;
+  std::vector<std::string> names_;
+};
+
+/// Reads the shards of every dedup_against folder; throws DataError naming
+/// the key for a folder that is not a prepare output or, with dedup_key
+/// tokens, was prepared with another tokenizer.
+ExternalIndex load_external_index(const PrepareConfig& config, const tokenizer::Tokenizer& tok) {
+  ExternalIndex index;
+  const bool by_tokens = config.dedup_key == "tokens";
+  for (size_t d = 0; d < config.dedup_against.size(); ++d) {
+    const std::string dir = config.dedup_against[d].str();
+    const std::string key = "dedup_against[" + std::to_string(d) + "]";
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) throw DataError(key + ": " + dir + ": not a folder; expected a kmidi prepare output");
+    if (fs::equivalent(dir, config.output.dir.str(), ec)) throw DataError(key + ": " + dir + " is output.dir itself");
+    std::vector<std::string> shard_files;
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.size() > 3 && name.compare(name.size() - 3, 3, ".h5") == 0) shard_files.push_back(entry.path().string());
+    }
+    std::sort(shard_files.begin(), shard_files.end());
+    if (shard_files.empty()) throw DataError(key + ": " + dir + ": no token shards (<split>.h5); expected a kmidi prepare output");
+    for (const std::string& path : shard_files) {
+      const shards::ShardReader shard(path);
+      if (by_tokens && shard.tokenizer_sha256() != tok.sha256()) {
+        throw DataError(key + ": " + path + " was prepared with another tokenizer (sha256 " + shard.tokenizer_sha256() +
+                        ", this config's is " + tok.sha256() +
+                        "); dedup_key tokens compares token ids: prepare it with this tokenizer, or use dedup_key: file");
+      }
+      for (int64_t i = 0; i < shard.size(); ++i) {
+        const shards::ShardItem item = shard.item(i);
+        Key k{};
+        if (parse_key(by_tokens ? detail::tokens_sha256(shard.read(i)) : item.sha256, k)) index.add(k, path + ":" + item.source);
+      }
+    }
+  }
+  index.finish();
+  return index;
+}
+
+/// Where one run's work lives and how it is cut.
+struct Work {
+  std::string dir;
+  size_t files = 0, per_segment = 1, segments = 0;
+  size_t begin(size_t segment) const { return segment * per_segment; }
+  size_t end(size_t segment) const { return std::min(files, (segment + 1) * per_segment); }
+};
+
+/// Writes the outcome of every file of an unfinished segment; sets the
+/// report's run id and resume counts.
+void produce_outcomes(const PrepareConfig& config, const Corpus& corpus, const tokenizer::Tokenizer& tok, const Work& work,
+                      PrepareReport& report) {
   const size_t n = corpus.entries.size();
-  const int threads = detail::worker_count(config.num_workers, n);
-  const size_t window = static_cast<size_t>(threads) * 16;
-  spdlog::info("prepare: {} files under {}, {} worker(s), tokenizer vocab {}", n, corpus.root, threads, tok.vocab_size());
-
-  // Pass 1: content hashes, to drop identical files before any parsing.
-  std::vector<Hashed> hashed(n);
-  {
-    Progress progress("hashing", static_cast<int64_t>(n), "files");
-    detail::ordered_parallel<Hashed>(
-        n, threads, window,
-        [&](size_t i) {
-          Hashed h;
-          try {
-            h.sha256 = hash::sha256_file(corpus.entries[i].path);
-          } catch (const DataError& e) {
-            h.error = e.what();
-          }
-          return h;
-        },
-        [&](size_t i, Hashed&& h) {
-          hashed[i] = std::move(h);
-          progress.advance();
-        });
-    progress.finish();
+  std::vector<FileStat> stats(n);
+  for (size_t i = 0; i < n; ++i) stats[i] = stat_file(corpus.entries[i].path);
+  const std::string fingerprint = outcome_fingerprint(config, tok, corpus.root);
+  detail::Journal journal = detail::read_journal(work.dir);
+  if (!journal.fingerprint.empty() && journal.fingerprint != fingerprint) {
+    spdlog::info("prepare: discarding {}: made with another tokenizer, reader, min_notes or segment_files", work.dir);
   }
-  // Which copy of identical files to keep: the one in the latest split of
-  // split.names (test before validation before train, so evaluation sets
-  // stay intact), then the first path.
-  std::vector<bool> keep(n, true);
-  if (config.on_duplicate == "drop") {
-    auto rank = [&](const std::string& split) {
-      return std::find(corpus.split_names.begin(), corpus.split_names.end(), split) - corpus.split_names.begin();
-    };
-    std::map<std::string, size_t> kept;  // sha -> entry
-    for (size_t i = 0; i < n; ++i) {
-      if (!hashed[i].error.empty()) continue;
-      auto [it, inserted] = kept.emplace(hashed[i].sha256, i);
-      if (!inserted && rank(corpus.entries[i].split) > rank(corpus.entries[it->second].split)) it->second = i;
+  if (journal.fingerprint != fingerprint) journal = detail::Journal{fingerprint};
+  journal.segment_files = static_cast<int64_t>(work.per_segment);
+  journal.done.resize(work.segments);
+  std::vector<std::string> listing(work.segments);
+  std::vector<size_t> todo;
+  size_t finished = 0;
+  for (size_t s = 0; s < work.segments; ++s) {
+    listing[s] = listing_hash(corpus, stats, work.begin(s), work.end(s));
+    std::error_code ec;
+    if (journal.done[s] == listing[s] && fs::is_regular_file(detail::segment_path(work.dir, s), ec)) {
+      ++finished;
+      report.files_resumed += static_cast<int64_t>(work.end(s) - work.begin(s));
+      continue;
     }
-    for (size_t i = 0; i < n; ++i) {
-      if (!hashed[i].error.empty()) continue;
-      const size_t k = kept[hashed[i].sha256];
-      if (k == i) continue;
-      keep[i] = false;
-      const CorpusEntry& e = corpus.entries[i];
-      report.duplicates.push_back(LeftOutFile{e.relative, e.split,
-                                              "identical to " + corpus.entries[k].relative + " (" +
-                                                  corpus.entries[k].split + ")"});
+    journal.done[s].clear();
+    for (size_t i = work.begin(s); i < work.end(s); ++i) todo.push_back(i);
+  }
+  if (!config.output.run_id.empty()) journal.run_id = config.output.run_id;
+  else if (finished == 0 || journal.run_id.empty()) journal.run_id = new_run_id();
+  report.run_id = journal.run_id;
+  report.files_parsed = static_cast<int64_t>(todo.size());
+  detail::write_journal(work.dir, journal);
+  if (finished > 0) {
+    spdlog::info("prepare: resuming run {}: {} of {} files done in {} finished segment(s) of {}; parsing the other {}",
+                 report.run_id, report.files_resumed, n, finished, work.segments, todo.size());
+  }
+  if (todo.empty()) return;
+
+  const int threads = detail::worker_count(config.num_workers, todo.size());
+  const size_t budget = static_cast<size_t>(config.output.max_buffer_mb) << 20;
+  const midi::ReadOptions read_options = config.reader.options();
+  spdlog::info("prepare: parsing {} files with {} worker(s), at most {} MB ahead of the writer", todo.size(), threads,
+               config.output.max_buffer_mb);
+  std::unique_ptr<detail::SegmentWriter> writer;
+  Progress progress("prepare", static_cast<int64_t>(todo.size()), "files");
+  detail::ordered_parallel<FileOutcome>(
+      todo.size(), threads, static_cast<size_t>(threads) * 16,
+      [&](size_t k) { return process_file(corpus.entries[todo[k]], tok, read_options, config.min_notes); },
+      [&](size_t k, FileOutcome&& o) {
+        const size_t i = todo[k], s = i / work.per_segment;
+        progress.advance();
+        if (o.status == FileOutcome::Status::kFailed && config.on_error == "fail") {
+          throw DataError(on_error_fail_message(o.reason));
+        }
+        if (!writer) writer = std::make_unique<detail::SegmentWriter>(detail::segment_path(work.dir, s));
+        writer->add(o);
+        if (i + 1 < work.end(s)) return;
+        writer->commit();
+        writer.reset();
+        journal.done[s] = listing[s];
+        detail::write_journal(work.dir, journal);
+        files::fault_point("prepare_segment", detail::segment_path(work.dir, s));
+      },
+      [&](size_t k) { return static_cast<size_t>(std::max<int64_t>(stats[todo[k]].size, 0)) * kBufferCostPerFileByte; },
+      budget);
+  progress.finish();
+}
+
+/// Reads every segment in corpus order, calling visit(i, outcome).
+void for_each_outcome(const Work& work, bool with_tokens, const std::function<void(size_t, FileOutcome&)>& visit) {
+  FileOutcome o;
+  for (size_t s = 0; s < work.segments; ++s) {
+    const std::string path = detail::segment_path(work.dir, s);
+    detail::SegmentReader reader(path);
+    size_t i = work.begin(s);
+    while (reader.next(o, with_tokens)) {
+      if (i >= work.end(s)) break;
+      visit(i++, o);
+    }
+    if (i != work.end(s)) {
+      throw DataError(path + ": holds " + std::to_string(i - work.begin(s)) + " file outcomes, expected " +
+                      std::to_string(work.end(s) - work.begin(s)) + "; delete " + work.dir + " and run prepare again");
     }
   }
+}
 
+/// Which files repeat another: dedup_against pieces first, then (on_duplicate:
+/// drop) copies within the corpus, keeping the one in the latest split of
+/// split.names (test before validation before train, so evaluation sets stay
+/// intact), then the first path.
+struct Duplicates {
+  std::vector<int32_t> kept_copy;            // [file] index of the kept copy, or -1
+  std::vector<const std::string*> elsewhere;  // [file] the dedup_against piece it repeats, or nullptr
+};
+
+Duplicates find_duplicates(const PrepareConfig& config, const Corpus& corpus, const ExternalIndex& external, const Work& work) {
+  const size_t n = corpus.entries.size();
+  Duplicates d{std::vector<int32_t>(n, -1), std::vector<const std::string*>(n, nullptr)};
+  const bool by_tokens = config.dedup_key == "tokens";
+  std::vector<std::pair<Key, uint32_t>> keyed;
+  for_each_outcome(work, false, [&](size_t i, FileOutcome& o) {
+    Key k{};
+    if (!parse_key(by_tokens ? o.tokens_sha256 : o.file_sha256, k)) return;
+    d.elsewhere[i] = external.find(k);
+    if (!d.elsewhere[i] && config.on_duplicate == "drop") keyed.emplace_back(k, static_cast<uint32_t>(i));
+  });
+  std::sort(keyed.begin(), keyed.end());
+  auto rank = [&](size_t i) {
+    const auto& names = corpus.split_names;
+    return std::find(names.begin(), names.end(), corpus.entries[i].split) - names.begin();
+  };
+  for (size_t a = 0; a < keyed.size();) {
+    size_t b = a;
+    size_t kept = keyed[a].second;
+    for (; b < keyed.size() && keyed[b].first == keyed[a].first; ++b) {
+      if (rank(keyed[b].second) > rank(kept)) kept = keyed[b].second;
+    }
+    for (size_t c = a; c < b; ++c) {
+      if (keyed[c].second != kept) d.kept_copy[keyed[c].second] = static_cast<int32_t>(kept);
+    }
+    a = b;
+  }
+  return d;
+}
+
+/// Streams the outcomes into the shards (not yet committed) and the report.
+std::map<std::string, std::unique_ptr<shards::ShardWriter>> write_shards(const PrepareConfig& config, const Corpus& corpus,
+                                                                         const tokenizer::Tokenizer& tok,
+                                                                         const ExternalIndex& external, const Work& work,
+                                                                         PrepareReport& report) {
+  const Duplicates dups = find_duplicates(config, corpus, external, work);
   std::map<std::string, std::unique_ptr<shards::ShardWriter>> writers;
   shards::ShardWriterOptions options;
   options.chunk_elements = config.output.chunk_elements;
@@ -246,97 +472,113 @@ PrepareReport run_prepare(const PrepareConfig& config) {
   const shards::ShardVocab vocab{tok.vocab_size(), tok.pad_id(), tok.sha256()};
   const std::vector<shards::LabelColumn> label_columns = shard_label_columns(corpus);
   for (const std::string& s : corpus.split_names) {
-    writers[s] = std::make_unique<shards::ShardWriter>((fs::path(out_dir) / shards::shard_file_name(s)).string(), s,
-                                                       vocab, label_columns, options);
+    writers[s] = std::make_unique<shards::ShardWriter>((fs::path(report.output_dir) / shards::shard_file_name(s)).string(),
+                                                       s, vocab, label_columns, options);
     report.splits.push_back(SplitSummary{s, writers[s]->path()});
   }
+  const std::string key_name = config.dedup_key == "tokens" ? "token ids" : "file bytes";
+  for_each_outcome(work, true, [&](size_t i, FileOutcome& o) {
+    const CorpusEntry& e = corpus.entries[i];
+    if (const std::string* copy = dups.elsewhere[i]) {
+      report.duplicates_elsewhere.push_back(
+          LeftOutFile{e.relative, e.split, "same " + key_name + " as " + *copy, "duplicate_elsewhere", *copy});
+      return;
+    }
+    if (dups.kept_copy[i] >= 0) {
+      const CorpusEntry& k = corpus.entries[static_cast<size_t>(dups.kept_copy[i])];
+      const std::string kept = k.relative + " (" + k.split + ")";
+      report.duplicates.push_back(LeftOutFile{e.relative, e.split, "identical to " + kept, "duplicate", kept});
+      return;
+    }
+    if (o.repairs > 0) report.repaired.push_back(LeftOutFile{e.relative, e.split, o.first_warning, "repaired"});
+    if (o.status == FileOutcome::Status::kFailed) {
+      if (config.on_error == "fail") throw DataError(on_error_fail_message(o.reason));
+      spdlog::warn("prepare: skipping {}: {}", e.relative, o.reason);
+      report.failed.push_back(LeftOutFile{e.relative, e.split, o.reason, o.failure});
+      return;
+    }
+    if (o.status == FileOutcome::Status::kTooShort) {
+      report.too_short.push_back(LeftOutFile{e.relative, e.split, o.reason, "too_short"});
+      return;
+    }
+    report.encode.add(o.stats);
+    shards::ShardItem item;
+    item.source = e.relative;
+    item.song_id = e.song_id;
+    item.sha256 = o.file_sha256;
+    item.num_notes = o.notes;
+    item.duration_s = o.seconds;
+    item.labels = shard_labels(e, corpus.label_columns, label_columns);
+    writers.at(e.split)->add(o.tokens.data(), o.tokens.size(), item);
+    for (SplitSummary& s : report.splits) {
+      if (s.name != e.split) continue;
+      ++s.items;
+      s.tokens += static_cast<int64_t>(o.tokens.size());
+      s.notes += o.notes;
+      s.seconds += o.seconds;
+    }
+  });
+  return writers;
+}
 
-  // Pass 2: parse and tokenize in parallel, write in corpus order.
-  std::vector<size_t> todo;
-  for (size_t i = 0; i < n; ++i) {
-    if (keep[i]) todo.push_back(i);
+}  // namespace
+
+PrepareReport run_prepare(const PrepareConfig& config) {
+  const auto start = std::chrono::steady_clock::now();
+  const Corpus corpus = load_corpus(config.corpus, config.split);
+  require_no_problems(corpus);
+  if (const std::string empty = emptiness(corpus, config.corpus); !empty.empty()) throw DataError(empty);
+  const tokenizer::Tokenizer tok(config.tokenizer);
+  const ExternalIndex external = load_external_index(config, tok);
+  const std::string out_dir = config.output.dir.str();
+  files::ensure_dir(out_dir);
+  std::vector<std::string> artifacts{kTokenizerFile, kReportFile};
+  for (const std::string& s : corpus.split_names) artifacts.push_back(shards::shard_file_name(s));
+  remove_stale_temporaries(out_dir, artifacts);
+
+  Work work;
+  work.dir = (fs::path(out_dir) / kWorkDir).string();
+  work.files = corpus.entries.size();
+  work.per_segment = static_cast<size_t>(config.output.segment_files);
+  work.segments = (work.files + work.per_segment - 1) / work.per_segment;
+  files::ensure_dir(work.dir);
+  std::vector<std::string> work_files{"journal.json"};
+  for (size_t s = 0; s < work.segments; ++s) work_files.push_back(fs::path(detail::segment_path(work.dir, s)).filename().string());
+  remove_stale_temporaries(work.dir, work_files);
+
+  PrepareReport report;
+  report.output_dir = out_dir;
+  report.tokenizer_sha256 = tok.sha256();
+  report.vocab_size = tok.vocab_size();
+  PrepareConfig resolved = config;
+  report.config_yaml = config::to_yaml(resolved);
+  report.files = static_cast<int64_t>(corpus.entries.size());
+  spdlog::info("prepare: {} files under {}, tokenizer vocab {}, {} piece(s) to deduplicate against", work.files,
+               corpus.root, tok.vocab_size(), external.size());
+  try {
+    produce_outcomes(config, corpus, tok, work, report);
+    auto writers = write_shards(config, corpus, tok, external, work, report);
+    require_items_in_every_split(report);
+    // Commit: shards first, then the tokenizer they name, then the report.
+    for (auto& [name, writer] : writers) writer->commit();
+  } catch (const std::exception&) {
+    // An error (not a kill) leaves nothing behind: the next run starts afresh.
+    std::error_code ec;
+    fs::remove_all(work.dir, ec);
+    throw;
   }
-  const midi::ReadOptions read_options = config.reader.options();
-  Progress progress("prepare", static_cast<int64_t>(todo.size()), "files");
-  detail::ordered_parallel<Processed>(
-      todo.size(), threads, window,
-      [&](size_t k) {
-        const CorpusEntry& e = corpus.entries[todo[k]];
-        Processed p;
-        if (!hashed[todo[k]].error.empty()) {
-          p.status = Processed::Status::kFailed;
-          p.reason = hashed[todo[k]].error;
-          return p;
-        }
-        try {
-          const std::string bytes = files::read_all(e.path);
-          const midi::Score score = midi::read_midi_bytes(bytes, e.path, read_options);
-          p.repairs = score.stats.repairs;
-          if (!score.stats.warnings.empty()) p.first_warning = score.stats.warnings.front();
-          try {
-            tok.encode(score, p.tokens, &p.stats);
-          } catch (const DataError& err) {
-            throw DataError(e.path + ": " + err.what());
-          }
-          p.notes = p.stats.notes_encoded;
-          p.seconds = score.duration_seconds();
-          if (p.notes < config.min_notes) {
-            p.status = Processed::Status::kTooShort;
-            p.reason = std::to_string(p.notes) + " note(s) the tokenizer keeps (of " + std::to_string(p.stats.notes_in) +
-                       "), fewer than min_notes " + std::to_string(config.min_notes);
-            p.tokens.clear();
-          }
-        } catch (const DataError& err) {
-          p.status = Processed::Status::kFailed;
-          p.reason = err.what();
-          p.tokens.clear();
-        }
-        return p;
-      },
-      [&](size_t k, Processed&& p) {
-        const CorpusEntry& e = corpus.entries[todo[k]];
-        progress.advance();
-        if (p.repairs > 0) report.repaired.push_back(LeftOutFile{e.relative, e.split, p.first_warning});
-        if (p.status == Processed::Status::kFailed) {
-          if (config.on_error == "fail") {
-            throw DataError(p.reason + " (on_error: fail; set on_error: skip to leave such files out and list them)");
-          }
-          spdlog::warn("prepare: skipping {}: {}", e.relative, p.reason);
-          report.failed.push_back(LeftOutFile{e.relative, e.split, p.reason});
-          return;
-        }
-        if (p.status == Processed::Status::kTooShort) {
-          report.too_short.push_back(LeftOutFile{e.relative, e.split, p.reason});
-          return;
-        }
-        report.encode.add(p.stats);
-        shards::ShardItem item;
-        item.source = e.relative;
-        item.song_id = e.song_id;
-        item.sha256 = hashed[todo[k]].sha256;
-        item.num_notes = p.notes;
-        item.duration_s = p.seconds;
-        item.labels = shard_labels(e, corpus.label_columns, label_columns);
-        writers.at(e.split)->add(p.tokens.data(), p.tokens.size(), item);
-        for (SplitSummary& s : report.splits) {
-          if (s.name != e.split) continue;
-          ++s.items;
-          s.tokens += static_cast<int64_t>(p.tokens.size());
-          s.notes += p.notes;
-          s.seconds += p.seconds;
-        }
-      });
-  progress.finish();
-  require_items_in_every_split(report);
-
-  // Commit: shards first, then the tokenizer they name, then the report.
-  for (auto& [name, writer] : writers) writer->commit();
   tok.save((fs::path(out_dir) / kTokenizerFile).string());
   report.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   files::write_atomic((fs::path(out_dir) / kReportFile).string(), report.to_json());
+  std::error_code ec;
+  fs::remove_all(work.dir, ec);
   for (const SplitSummary& s : report.splits) {
     spdlog::info("prepare: {} {} items, {} tokens -> {}", s.name, s.items, s.tokens, s.shard);
   }
+  const auto counts = report.left_out_counts();
+  std::string left_out;
+  for (const auto& [kind, count] : counts) left_out += (left_out.empty() ? "" : ", ") + kind + " " + std::to_string(count);
+  spdlog::info("prepare: left out: {}", left_out);
   return report;
 }
 

@@ -21,6 +21,20 @@ void OutputConfig::visit(config::Visitor& v) {
   v.field("deflate_level", deflate_level, Spec("HDF5 deflate level for shards; 0 stores them uncompressed").min(0).max(9));
   v.field("chunk_elements", chunk_elements,
           Spec("token chunk size; small chunks keep random access by sequence fast").min(256).max(1 << 24));
+  v.field("segment_files", segment_files,
+          Spec("files per segment of <dir>/.prepare-work: an interrupted prepare resumes after its last finished "
+               "segment")
+              .min(1)
+              .max(int64_t{1} << 24));
+  v.field("max_buffer_mb", max_buffer_mb,
+          Spec("memory for files parsed ahead of the shard writer, counted at 8x their size on disk (bytes, notes, "
+               "tokens); bounds prepare's memory whatever the corpus size")
+              .min(1)
+              .max(int64_t{1} << 20));
+  v.field("run_id", run_id,
+          Spec("run id written into the shards; empty: UTC time and random bits, new each run (a resumed run keeps "
+               "its own). Fix it for byte-identical rebuilds"));
+  v.check(run_id.find_first_of("\n\r") == std::string::npos, "run_id", "must be one line");
 }
 
 void ValidateThresholds::visit(config::Visitor& v) {
@@ -67,6 +81,14 @@ void PrepareConfig::visit(config::Visitor& v) {
   v.field("on_duplicate", on_duplicate,
           Spec("drop: keep one copy of identical files (preferring test, then validation, then train); keep: keep all")
               .one_of({"drop", "keep"}));
+  v.field("dedup_key", dedup_key,
+          Spec("what identical means for on_duplicate and dedup_against: file (sha256 of the file's bytes) or tokens "
+               "(sha256 of its token ids: the same music re-saved with other metadata, tempo map or tick rate "
+               "that the tokenizer does not see)")
+              .one_of({"file", "tokens"}));
+  v.field("dedup_against", dedup_against,
+          Spec("prepared folders (kmidi prepare outputs) whose pieces are left out of this corpus and listed as "
+               "duplicates with the copy they repeat; dedup_key tokens needs their tokenizer to be this one"));
   v.field("min_notes", min_notes, Spec("files with fewer notes are left out and listed").min(0));
   v.field("num_workers", num_workers, Spec("threads for parsing and tokenizing; 0: all cores").min(0).max(1024));
   v.section("output", output, Spec().required());

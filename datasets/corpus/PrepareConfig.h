@@ -25,6 +25,9 @@ struct OutputConfig : config::Section {
   config::Path dir;                ///< shards, tokenizer.json and prepare_report.json go here
   int deflate_level = 4;           ///< 0..9
   int64_t chunk_elements = 4096;   ///< token chunk size: small keeps random access fast
+  int64_t segment_files = 1000;    ///< files per resumable segment (<dir>/.prepare-work)
+  int64_t max_buffer_mb = 256;     ///< bound on the files parsed ahead of the writer (see Prepare.h)
+  std::string run_id;              ///< fixed run id (reproducible bytes); empty: a new one per run
   void visit(config::Visitor& v) override;
 };
 
@@ -63,6 +66,8 @@ struct PrepareConfig : config::Section {
   ReaderConfig reader;
   std::string on_error = "fail";      ///< fail | skip: a file that cannot be read, parsed or tokenized
   std::string on_duplicate = "drop";  ///< drop | keep: identical files (by content)
+  std::string dedup_key = "file";     ///< file (sha256 of the bytes) | tokens (sha256 of the token ids)
+  std::vector<config::Path> dedup_against;  ///< prepared folders whose pieces this corpus must not repeat
   int64_t min_notes = 1;              ///< files with fewer notes are left out (and listed)
   int num_workers = 0;                ///< 0: all cores
   OutputConfig output;

@@ -32,6 +32,8 @@ Handle create_dataset(hid_t parent, const std::string& name, hid_t type, int64_t
   Handle space = detail::space_handle(H5Screate_simple(1, dims, maxdims), where, what);
   Handle dcpl = detail::plist_handle(H5Pcreate(H5P_DATASET_CREATE), where, what);
   check(H5Pset_chunk(dcpl.get(), 1, chunks), where, what);
+  // No creation times in object headers: the same pieces make the same bytes.
+  check(H5Pset_obj_track_times(dcpl.get(), false), where, what);
   if (deflate > 0) {
     check(H5Pset_shuffle(dcpl.get()), where, what);
     check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(deflate)), where, what);
@@ -167,7 +169,9 @@ void ShardWriter::commit() {
   const int deflate = s.options.deflate_level;
   write_column(root, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, s.offsets.data(), n + 1, chunk, deflate, temp_);
 
-  Handle items = detail::group_handle(H5Gcreate2(root, "items", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), temp_,
+  Handle items_gcpl = detail::plist_handle(H5Pcreate(H5P_GROUP_CREATE), temp_, "cannot create group properties");
+  check(H5Pset_obj_track_times(items_gcpl.get(), false), temp_, "cannot create group properties");
+  Handle items = detail::group_handle(H5Gcreate2(root, "items", H5P_DEFAULT, items_gcpl.get(), H5P_DEFAULT), temp_,
                                       "cannot create group 'items'");
   std::vector<const char*> texts(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) texts[static_cast<size_t>(i)] = s.items[static_cast<size_t>(i)].source.c_str();
@@ -197,6 +201,7 @@ void ShardWriter::commit() {
   Handle gcpl = detail::plist_handle(H5Pcreate(H5P_GROUP_CREATE), temp_, "cannot create group properties");
   check(H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), temp_,
         "cannot track label order");
+  check(H5Pset_obj_track_times(gcpl.get(), false), temp_, "cannot create group properties");
   Handle labels = detail::group_handle(H5Gcreate2(root, "labels", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), temp_,
                                        "cannot create group 'labels'");
   for (size_t c = 0; c < s.labels.size(); ++c) {

@@ -2,7 +2,9 @@
 // Parallel map with in-order delivery: work(i) runs on a pool of threads,
 // consume(i, result) runs on the calling thread in index order, so outputs
 // are deterministic whatever the scheduling. At most `window` results wait
-// at once, which bounds memory on large corpora.
+// at once, and with a cost per item (e.g. its file size) at most `budget` of
+// cost is claimed but not yet consumed (one item always may be): memory stays
+// bounded by settings, whatever the corpus size.
 
 #include <algorithm>
 #include <condition_variable>
@@ -24,15 +26,20 @@ inline int worker_count(int requested, size_t items) {
 
 /// Runs work(i) for every i in [0, n) and consume(i, result) in order. The
 /// first exception from either stops the
-/// workers; exceptions are rethrown on the calling thread.
+/// workers; exceptions are rethrown on the calling thread. `cost` (optional)
+/// and `budget` bound what is in flight, as described above.
 template <class Result>
 void ordered_parallel(size_t n, int threads, size_t window, const std::function<Result(size_t)>& work,
-                      const std::function<void(size_t, Result&&)>& consume) {
+                      const std::function<void(size_t, Result&&)>& consume,
+                      const std::function<size_t(size_t)>& cost = nullptr, size_t budget = 0) {
   window = std::max<size_t>(window, 1);
   std::vector<std::optional<Result>> slots(window);
   std::mutex mutex;
   std::condition_variable produced, consumed;
   size_t next = 0, done = 0;  // next index to claim; results consumed so far
+  size_t in_flight = 0;  // cost claimed and not yet consumed
+  auto item_cost = [&](size_t i) -> size_t { return cost ? cost(i) : 0; };
+  auto affordable = [&] { return !cost || next == done || in_flight + item_cost(next) <= budget; };
   bool stop = false;
   std::exception_ptr error;
 
@@ -41,9 +48,10 @@ void ordered_parallel(size_t n, int threads, size_t window, const std::function<
       size_t i;
       {
         std::unique_lock<std::mutex> lock(mutex);
-        consumed.wait(lock, [&] { return stop || next >= n || next < done + window; });
+        consumed.wait(lock, [&] { return stop || next >= n || (next < done + window && affordable()); });
         if (stop || next >= n) return;
         i = next++;
+        in_flight += item_cost(i);
       }
       std::optional<Result> r;
       try {
@@ -77,6 +85,7 @@ void ordered_parallel(size_t n, int threads, size_t window, const std::function<
       {
         std::lock_guard<std::mutex> lock(mutex);
         ++done;
+        in_flight -= item_cost(i);
       }
       consumed.notify_all();
     }

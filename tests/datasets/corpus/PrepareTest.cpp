@@ -184,18 +184,27 @@ TEST(Prepare, OnErrorSkipListsTheCorruptedFiles) {
     failed.insert(f.path);
     EXPECT_NE(f.reason.find(": byte "), std::string::npos) << f.reason;  // the reader's offset
     EXPECT_NE(f.reason.find(test::shared_data(f.path)), std::string::npos) << f.reason;
+    EXPECT_EQ(f.kind, "unparsable") << f.path;
   }
   EXPECT_EQ(failed, (std::set<std::string>{"miditok-tests/tests/MIDIs_corrupted/ValueError_Control168.mid",
                                            "symusic-tests/tests/testcases/MIDIs_corrupted/Issue104_Bizarre_Love_Triangle2.mid",
                                            "symusic-tests/tests/testcases/MIDIs_corrupted/RunTimeError_unexpected_EOF.mid"}));
   ASSERT_EQ(report.too_short.size(), 1u);
   EXPECT_EQ(report.too_short[0].path, "miditok-tests/tests/MIDIs_one_track/empty.mid");
+  EXPECT_EQ(report.too_short[0].kind, "too_short");
+  // The counts per reason add up to the lists.
+  const std::map<std::string, int64_t> counts = report.left_out_counts();
+  EXPECT_EQ(counts.at("unparsable"), 3);
+  EXPECT_EQ(counts.at("too_short"), 1);
+  EXPECT_EQ(counts.at("duplicate"), static_cast<int64_t>(report.duplicates.size()));
+  EXPECT_EQ(counts.at("unreadable") + counts.at("untokenizable") + counts.at("duplicate_elsewhere"), 0);
   int64_t items = 0;
   for (const SplitSummary& s : report.splits) items += s.items;
   EXPECT_EQ(items + 3 + 1 + static_cast<int64_t>(report.duplicates.size()), report.files);
   // The report on disk lists them too.
   const std::string json = files::read_all((dir / "out/prepare_report.json").string());
   EXPECT_NE(json.find("ValueError_Control168.mid"), std::string::npos);
+  EXPECT_NE(json.find("\"unparsable\": 3"), std::string::npos);
 }
 
 TEST(Prepare, OnErrorFailStopsAtTheFirstBrokenFileAndWritesNothing) {
