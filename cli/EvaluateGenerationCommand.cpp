@@ -4,6 +4,12 @@
 // pipeline and checkpoint loading), measures the same judge on the real
 // EMOPIA test clips (its ceiling), and compares objective music metrics of
 // the generated and the real test pieces (datasets/features/MusicMetrics.h).
+// With --pieces DIR it judges pieces generated elsewhere instead (DIR/Q1..Q4:
+// token ids, e.g. from the exported ONNX graphs by scripts/ort_generate.js,
+// decoded with --checkpoint's tokenizer, or MIDI files), with the same report.
+//
+// A piece without notes is not judged: it is counted (empty_pieces per
+// quadrant and in the confusion's empty_pieces column) as a disagreement.
 //
 // Quadrant vectors asked of the generator (valence, arousal):
 //   Q1 (+0.8, +0.8)  Q2 (-0.8, +0.8)  Q3 (-0.8, -0.8)  Q4 (+0.8, -0.8)
@@ -21,7 +27,10 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <array>
+#include <climits>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -40,6 +49,8 @@
 #include "datasets/corpus/FileList.h"
 #include "datasets/features/MusicMetrics.h"
 #include "datasets/midi/MidiReader.h"
+#include "datasets/midi/MidiWriter.h"
+#include "datasets/tokenizer/Tokenizer.h"
 #include "models/Sampling.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
@@ -192,7 +203,12 @@ nlohmann::ordered_json compare_metrics(const MetricSet& generated, const MetricS
 
 /// Agreement counts of one set of pieces conditioned on known quadrants.
 struct Agreement {
-  int64_t pieces = 0, quadrant = 0, valence = 0, arousal = 0;
+  int64_t pieces = 0, quadrant = 0, valence = 0, arousal = 0, empty = 0;
+  /// A piece without notes: not judged, so it agrees on nothing.
+  void add_empty() {
+    ++pieces;
+    ++empty;
+  }
   void add(int conditioned, int64_t judged, const std::array<float, 2>& va) {
     const std::array<float, 2> signs = data::quadrant_signs(conditioned);
     ++pieces;
@@ -203,6 +219,7 @@ struct Agreement {
   nlohmann::ordered_json json() const {
     const auto share = [this](int64_t n) { return pieces > 0 ? static_cast<double>(n) / pieces : 0.0; };
     return {{"pieces", pieces},
+            {"empty_pieces", empty},
             {"quadrant_agreement", share(quadrant)},
             {"valence_sign_agreement", share(valence)},
             {"arousal_sign_agreement", share(arousal)}};
@@ -230,8 +247,134 @@ class PieceFolder {
   std::string path_;
 };
 
+/// A piece as the judge reads it: its MIDI file, the score read back from it, and
+/// what is known of it (source, seed, tokens, notes, skipped_tokens).
+struct PieceOnDisk {
+  std::string file;
+  midi::Score score;
+  nlohmann::ordered_json summary;
+};
+
+/// The pieces write_pieces() just wrote, read back.
+std::vector<PieceOnDisk> pieces_on_disk(const nlohmann::ordered_json& written) {
+  std::vector<PieceOnDisk> out;
+  for (const auto& piece : written["pieces"]) {
+    PieceOnDisk p;
+    p.file = piece["out"].get<std::string>();
+    p.score = midi::read_midi_file(p.file);
+    p.summary = piece;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+/// A piece of --pieces: token ids decoded with the generator's tokenizer, or a MIDI file.
+struct GivenPiece {
+  std::string name;       ///< file stem, e.g. "007"
+  std::string midi_file;  ///< a MIDI file given as such (copied unchanged); empty for token ids
+  midi::Score score;      ///< decoded from the ids (written to the piece folder)
+  nlohmann::ordered_json summary;
+};
+
+constexpr const char* kTokensSuffix = ".tokens.json";
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// {"ids": [...], "seed": ...} (scripts/ort_generate.js) decoded as kmidi generate decodes its ids.
+GivenPiece read_token_piece(const fs::path& file, const tokenizer::Tokenizer& tok) {
+  const std::string where = "--pieces: " + file.string();
+  const auto j = nlohmann::json::parse(files::read_all(file.string()), nullptr, false);
+  if (!j.is_object() || !j.contains("ids") || !j["ids"].is_array()) {
+    throw DataError(where + ": expected a JSON object with an \"ids\" list of token ids");
+  }
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < j["ids"].size(); ++i) {
+    const auto& id = j["ids"][i];
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
+      throw DataError(where + ": ids[" + std::to_string(i) + "] is " + id.dump() + ", not a token id (an integer >= 0)");
+    }
+    ids.push_back(id.get<int32_t>());
+  }
+  GivenPiece p;
+  p.name = file.filename().string();
+  p.name.resize(p.name.size() - std::string(kTokensSuffix).size());
+  tokenizer::DecodeStats stats;
+  p.score = tok.decode(ids, &stats);
+  p.summary = {{"source", file.string()},
+               {"seed", j.contains("seed") ? j["seed"] : nlohmann::json(nullptr)},
+               {"tokens", ids.size()},
+               {"notes", p.score.notes.size()},
+               {"skipped_tokens", stats.invalid}};
+  return p;
+}
+
+/// DIR/Q1..Q4: *.tokens.json (preferred for a name that has both) and *.mid / *.midi, by name.
+std::array<std::vector<GivenPiece>, kQuadrants> read_given_pieces(const std::string& dir,
+                                                                  const tokenizer::Tokenizer& tok) {
+  std::array<std::vector<GivenPiece>, kQuadrants> out;
+  for (int q = 0; q < kQuadrants; ++q) {
+    const fs::path folder = fs::path(dir) / kQuadrantNames[q];
+    std::map<std::string, fs::path> tokens, midis;
+    for (const auto& e : fs::directory_iterator(folder)) {
+      if (!e.is_regular_file()) continue;
+      const std::string name = e.path().filename().string();
+      if (ends_with(name, kTokensSuffix)) tokens[name.substr(0, name.size() - std::strlen(kTokensSuffix))] = e.path();
+      else if (ends_with(name, ".mid") || ends_with(name, ".midi")) midis[e.path().stem().string()] = e.path();
+    }
+    for (const auto& [name, file] : midis) {
+      if (tokens.count(name)) continue;
+      GivenPiece p;
+      p.name = name;
+      p.midi_file = file.string();
+      p.score = midi::read_midi_file(p.midi_file);
+      p.summary = {{"source", p.midi_file}, {"notes", p.score.notes.size()}};
+      out[static_cast<size_t>(q)].push_back(std::move(p));
+    }
+    for (const auto& [name, file] : tokens) out[static_cast<size_t>(q)].push_back(read_token_piece(file, tok));
+    auto& list = out[static_cast<size_t>(q)];
+    std::sort(list.begin(), list.end(), [](const GivenPiece& x, const GivenPiece& y) { return x.name < y.name; });
+    if (list.empty()) {
+      throw DataError("--pieces " + dir + ": " + folder.string() + " holds no pieces (*" + kTokensSuffix +
+                      ", *.mid, *.midi)");
+    }
+  }
+  return out;
+}
+
+/// Writes the given pieces into `dir` as NAME.mid and reads them back as generated pieces are.
+std::vector<PieceOnDisk> write_given_pieces(const std::vector<GivenPiece>& given, const std::string& dir) {
+  fs::create_directories(dir);
+  std::vector<PieceOnDisk> out;
+  for (const GivenPiece& g : given) {
+    PieceOnDisk p;
+    p.file = (fs::path(dir) / (g.name + ".mid")).string();
+    if (g.midi_file.empty()) {
+      midi::write_midi_file(g.score, p.file);
+    } else {
+      files::write_atomic(p.file, files::read_all(g.midi_file));
+    }
+    p.score = midi::read_midi_file(p.file);
+    p.summary = g.summary;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+/// Where --pieces came from: the folder and its generation.json (ort_generate.js's options), when present.
+nlohmann::ordered_json given_pieces_origin(const std::string& dir) {
+  nlohmann::ordered_json origin = {{"dir", dir}, {"generation", nullptr}};
+  const fs::path summary = fs::path(dir) / "generation.json";
+  if (fs::is_regular_file(summary)) {
+    auto j = nlohmann::ordered_json::parse(files::read_all(summary.string()), nullptr, false);
+    if (!j.is_discarded()) origin["generation"] = j;
+  }
+  return origin;
+}
+
 struct Args {
-  std::string checkpoint, judge, real_test, report, keep_pieces;
+  std::string checkpoint, judge, real_test, report, keep_pieces, pieces;
   std::vector<std::string> judge_overrides;
   int64_t count = 32;
   models::SamplingOptions sampling;
@@ -255,6 +398,17 @@ void validate(Args& a) {
   }
   if (!a.real_test.empty() && !fs::exists(a.real_test)) {
     throw UsageError("evaluate-generation: --real-test " + a.real_test + ": no such file or folder");
+  }
+  if (!a.pieces.empty()) {
+    for (const char* q : kQuadrantNames) {
+      if (!fs::is_directory(fs::path(a.pieces) / q)) {
+        throw UsageError("evaluate-generation: --pieces " + a.pieces + ": no folder " + q +
+                         " (expected DIR/Q1..Q4 holding *.tokens.json or *.mid pieces)");
+      }
+    }
+    if (!a.keep_pieces.empty() && fs::exists(a.keep_pieces) && fs::equivalent(a.keep_pieces, a.pieces)) {
+      throw UsageError("evaluate-generation: --keep-pieces and --pieces must be different folders");
+    }
   }
   require_task(a.checkpoint, "--checkpoint", "midi_generator", "a midi_generator checkpoint");
   require_task(a.judge, "--judge", "emotion",
@@ -302,11 +456,16 @@ nlohmann::ordered_json run(Args& a) {
     }
   }
 
-  // Generate, then judge, each quadrant's pieces.
+  // Read --pieces before anything is written: a bad file fails here.
+  std::array<std::vector<GivenPiece>, kQuadrants> given;
+  if (!a.pieces.empty()) given = read_given_pieces(a.pieces, *g.tokenizer);
+
+  // Generate (or take --pieces), then judge, each quadrant's pieces.
   PieceFolder pieces_dir(a.keep_pieces);
   data::EmotionDataConfig generated_data = data_config;
   generated_data.feature_cache = (fs::path(pieces_dir.path()) / "emotion_features.cache").string();
   std::array<std::array<int64_t, kQuadrants>, kQuadrants> confusion{};
+  std::array<int64_t, kQuadrants> empty_pieces{};
   Agreement overall;
   std::array<Agreement, kQuadrants> per_quadrant;
   MetricSet generated_all;
@@ -314,55 +473,74 @@ nlohmann::ordered_json run(Args& a) {
   nlohmann::ordered_json pieces = nlohmann::ordered_json::array();
   int64_t skipped_tokens = 0;
   for (int q = 0; q < kQuadrants; ++q) {
-    const std::array<double, 2> va = quadrant_vector(q);
     const std::string dir = (fs::path(pieces_dir.path()) / kQuadrantNames[q]).string();
-    const at::Tensor emotion =
-        parse_emotion(std::to_string(va[0]) + "," + std::to_string(va[1]), g.model->options().emotion_dim);
-    spdlog::info("{} ({:+.1f}, {:+.1f}): generating {} pieces", kQuadrantNames[q], va[0], va[1], a.count);
-    nlohmann::ordered_json written;
-    {
+    std::vector<PieceOnDisk> on_disk;
+    if (a.pieces.empty()) {
+      const std::array<double, 2> va = quadrant_vector(q);
+      const at::Tensor emotion =
+          parse_emotion(std::to_string(va[0]) + "," + std::to_string(va[1]), g.model->options().emotion_dim);
+      spdlog::info("{} ({:+.1f}, {:+.1f}): generating {} pieces", kQuadrantNames[q], va[0], va[1], a.count);
       torch::NoGradGuard no_grad;
-      written = write_pieces(g, emotion, sampling, dir, a.count);
+      on_disk = pieces_on_disk(write_pieces(g, emotion, sampling, dir, a.count));
+    } else {
+      on_disk = write_given_pieces(given[static_cast<size_t>(q)], dir);
     }
-    skipped_tokens += written["skipped_tokens"].get<int64_t>();
-    // The judge reads the pieces as kmidi evaluate reads a folder of MIDI files.
-    std::map<std::string, data::EmotionClip> by_name;
-    for (auto& clip : data::load_unlabelled_clips(generated_data, dir)) by_name[clip.id] = std::move(clip);
+    // Pieces without notes are counted, not judged: there is nothing to hear
+    // (and a token judge has no tokens to read); each counts as a disagreement.
     std::vector<data::EmotionClip> clips;
-    for (const auto& piece : written["pieces"]) {
-      const std::string file = piece["out"].get<std::string>();
-      const auto found = by_name.find(fs::path(file).filename().string());
-      if (found == by_name.end()) throw DataError(file + ": written but not found by the judge's file listing");
-      clips.push_back(std::move(found->second));
-      const midi::Score score = midi::read_midi_file(file);
-      generated_all.add(score);
-      generated_by_quadrant[static_cast<size_t>(q)].add(score);
+    for (const PieceOnDisk& piece : on_disk) {
+      if (piece.summary["skipped_tokens"].is_number()) skipped_tokens += piece.summary["skipped_tokens"].get<int64_t>();
+      generated_all.add(piece.score);
+      generated_by_quadrant[static_cast<size_t>(q)].add(piece.score);
+      if (piece.score.notes.empty()) continue;
+      // The judge reads each piece as kmidi evaluate reads a MIDI file.
+      std::vector<data::EmotionClip> loaded = data::load_unlabelled_clips(generated_data, piece.file);
+      clips.push_back(std::move(loaded.at(0)));
     }
     const Verdicts v = judge_clips(judge, std::move(clips));
-    for (size_t i = 0; i < v.quadrant.size(); ++i) {
-      const auto& piece = written["pieces"][i];
-      ++confusion[static_cast<size_t>(q)][static_cast<size_t>(v.quadrant[i])];
-      overall.add(q, v.quadrant[i], v.valence_arousal[i]);
-      per_quadrant[static_cast<size_t>(q)].add(q, v.quadrant[i], v.valence_arousal[i]);
-      pieces.push_back({{"quadrant", kQuadrantNames[q]},
-                        {"file", a.keep_pieces.empty() ? nlohmann::ordered_json(nullptr) : piece["out"]},
-                        {"seed", piece["seed"]},
-                        {"tokens", piece["tokens"]},
-                        {"notes", piece["notes"]},
-                        {"skipped_tokens", piece["skipped_tokens"]},
-                        {"judged_quadrant", kQuadrantNames[static_cast<size_t>(v.quadrant[i])]},
-                        {"judged_valence_arousal", {v.valence_arousal[i][0], v.valence_arousal[i][1]}}});
+    size_t verdict = 0;
+    for (const PieceOnDisk& piece : on_disk) {
+      nlohmann::ordered_json entry = {{"quadrant", kQuadrantNames[q]},
+                                      {"file", a.keep_pieces.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(piece.file)}};
+      for (const char* key : {"source", "seed", "tokens", "notes", "skipped_tokens"}) {
+        if (piece.summary.contains(key)) entry[key] = piece.summary[key];
+      }
+      entry["empty"] = piece.score.notes.empty();
+      if (piece.score.notes.empty()) {
+        ++empty_pieces[static_cast<size_t>(q)];
+        overall.add_empty();
+        per_quadrant[static_cast<size_t>(q)].add_empty();
+        entry["judged_quadrant"] = nullptr;
+        entry["judged_valence_arousal"] = nullptr;
+      } else {
+        const int64_t judged = v.quadrant.at(verdict);
+        const std::array<float, 2>& va = v.valence_arousal.at(verdict);
+        ++verdict;
+        ++confusion[static_cast<size_t>(q)][static_cast<size_t>(judged)];
+        overall.add(q, judged, va);
+        per_quadrant[static_cast<size_t>(q)].add(q, judged, va);
+        entry["judged_quadrant"] = kQuadrantNames[static_cast<size_t>(judged)];
+        entry["judged_valence_arousal"] = {va[0], va[1]};
+      }
+      pieces.push_back(entry);
     }
   }
 
   nlohmann::ordered_json report;
   report["generator"] = {{"checkpoint", a.checkpoint}, {"step", g.step}};
   report["judge"] = {{"checkpoint", a.judge}, {"step", judge.step}, {"inputs", data_config.inputs}};
-  report["count_per_quadrant"] = a.count;
-  report["sampling"] = {{"seed", a.sampling.seed},           {"guidance", a.sampling.guidance},
-                        {"temperature", a.sampling.temperature}, {"top_k", a.sampling.top_k},
-                        {"top_p", a.sampling.top_p},          {"repetition_penalty", a.sampling.repetition_penalty},
-                        {"max_tokens", a.sampling.max_new_tokens}};
+  if (a.pieces.empty()) {
+    report["count_per_quadrant"] = a.count;
+    report["sampling"] = {{"seed", a.sampling.seed},           {"guidance", a.sampling.guidance},
+                          {"temperature", a.sampling.temperature}, {"top_k", a.sampling.top_k},
+                          {"top_p", a.sampling.top_p},          {"repetition_penalty", a.sampling.repetition_penalty},
+                          {"max_tokens", a.sampling.max_new_tokens}};
+  } else {
+    nlohmann::ordered_json counts;
+    for (int q = 0; q < kQuadrants; ++q) counts[kQuadrantNames[q]] = given[static_cast<size_t>(q)].size();
+    report["count_per_quadrant"] = counts;
+    report["pieces_from"] = given_pieces_origin(a.pieces);
+  }
   nlohmann::ordered_json vectors;
   for (int q = 0; q < kQuadrants; ++q) vectors[kQuadrantNames[q]] = quadrant_vector(q);
   report["quadrant_vectors"] = vectors;
@@ -372,7 +550,9 @@ nlohmann::ordered_json run(Args& a) {
   report["agreement"] = agreement;
   report["confusion"] = {{"rows", "quadrant asked of the generator, Q1..Q4"},
                          {"columns", "quadrant the judge hears, Q1..Q4"},
-                         {"matrix", confusion}};
+                         {"matrix", confusion},
+                         {"empty_pieces", empty_pieces},
+                         {"empty_note", "pieces without notes, per row: counted as disagreements, in no column"}};
   nlohmann::ordered_json ceiling = {{"split", "test"}, {"clips", real.items}};
   for (const char* key : {"quadrant_accuracy", "valence_accuracy", "arousal_accuracy", "quadrant_macro_f1"}) {
     if (real.metrics.count(key)) ceiling[key] = real.metrics.at(key);
@@ -425,13 +605,22 @@ void register_evaluate_generation(CLI::App& app) {
   cmd->add_option("--judge-override", args->judge_overrides,
                   "key.path=value applied to the judge's stored config (e.g. data.midi_root=DIR when the data moved)");
   cmd->add_option("--keep-pieces", args->keep_pieces, "keep the pieces in DIR/Q1/000.mid ... (default: a removed temp folder)");
-  cmd->add_option("--temperature", args->sampling.temperature, "divides the logits (> 0)")->capture_default_str();
-  cmd->add_option("--top-k", args->sampling.top_k, "keep the k most likely tokens; 0: off")->capture_default_str();
-  cmd->add_option("--top-p", args->sampling.top_p, "nucleus probability mass; 1: off")->capture_default_str();
-  cmd->add_option("--repetition-penalty", args->sampling.repetition_penalty, ">= 1; 1: off")->capture_default_str();
-  cmd->add_option("--max-tokens", args->sampling.max_new_tokens, "tokens to generate at most")->capture_default_str();
-  cmd->add_option("--seed", args->sampling.seed, "piece i of every quadrant uses seed S+i")->capture_default_str();
-  cmd->add_option("--guidance", args->sampling.guidance, "classifier-free guidance, as kmidi generate")->capture_default_str();
+  CLI::Option* pieces =
+      cmd->add_option("--pieces", args->pieces,
+                      "judge pieces generated elsewhere instead of generating them: DIR/Q1..Q4 holding token ids "
+                      "(*.tokens.json, e.g. scripts/ort_generate.js --quadrants; decoded with --checkpoint's tokenizer) "
+                      "or MIDI files (*.mid); the sampling options below do not apply");
+  const std::vector<CLI::Option*> generation_only = {
+      cmd->get_option("--count"),
+      cmd->add_option("--temperature", args->sampling.temperature, "divides the logits (> 0)")->capture_default_str(),
+      cmd->add_option("--top-k", args->sampling.top_k, "keep the k most likely tokens; 0: off")->capture_default_str(),
+      cmd->add_option("--top-p", args->sampling.top_p, "nucleus probability mass; 1: off")->capture_default_str(),
+      cmd->add_option("--repetition-penalty", args->sampling.repetition_penalty, ">= 1; 1: off")->capture_default_str(),
+      cmd->add_option("--max-tokens", args->sampling.max_new_tokens, "tokens to generate at most")->capture_default_str(),
+      cmd->add_option("--seed", args->sampling.seed, "piece i of every quadrant uses seed S+i")->capture_default_str(),
+      cmd->add_option("--guidance", args->sampling.guidance, "classifier-free guidance, as kmidi generate")
+          ->capture_default_str()};
+  for (CLI::Option* option : generation_only) pieces->excludes(option);
   cmd->add_option("--threads", args->threads, "intra-op threads; 0: every core available");
   cmd->add_flag("--raw-weights", args->raw_weights, "use the trained weights of both checkpoints even with an EMA");
   cmd->callback([args] {
@@ -441,6 +630,7 @@ void register_evaluate_generation(CLI::App& app) {
     out["agreement"] = report["agreement"]["overall"];
     out["judge_on_real_test"] = report["judge_on_real_test"].value("quadrant_accuracy", 0.0);
     out["skipped_tokens"] = report["skipped_tokens"];
+    out["empty_pieces"] = report["agreement"]["overall"]["empty_pieces"];
     std::printf("%s\n", out.dump().c_str());
   });
 }
