@@ -131,12 +131,30 @@ EmotionTask::EmotionTask(const EmotionTaskConfig& config, const TaskContext& con
     model_->set_feature_statistics(mean.to(torch::kFloat), std.to(torch::kFloat));
   }
   check_heads();
+  if (mo.use_features) fit_baseline();
   spdlog::info("emotion: inputs {} | clips train {}, validation {}, test {}{}", dc.inputs, train_->size(),
                validation_ ? validation_->size() : 0, test_ ? test_->size() : 0,
                test_ && !test_->has_targets() ? " (unlabelled)" : "");
 }
 
 EmotionTask::~EmotionTask() = default;
+
+void EmotionTask::fit_baseline() {
+  const data::EmotionDataset* validation = emotion_dataset(Split::kValidation);
+  const bool choose = validation && validation->has_targets() && validation->size() > 0;
+  const EmotionBaseline baseline(train_->clips(), choose ? &validation->clips() : nullptr);
+  for (Split split : {Split::kValidation, Split::kTest}) {
+    const data::EmotionDataset* ds = emotion_dataset(split);
+    if (!ds || !ds->has_targets() || ds->size() == 0) continue;
+    const MetricValues m = baseline.metrics(ds->clips());
+    baseline_metrics_[split] = m;
+    spdlog::info("emotion: feature baseline (logistic regression, l2 {} / {} / {}) on {}: quadrant accuracy {:.3f}, "
+                 "arousal {:.3f}, valence {:.3f}",
+                 baseline.l2()[0], baseline.l2()[1], baseline.l2()[2], split_name(split),
+                 m.at("baseline_quadrant_accuracy"), m.at("baseline_arousal_accuracy"),
+                 m.at("baseline_valence_accuracy"));
+  }
+}
 
 void EmotionTask::check_heads() {
   const bool was_training = root_->is_training();
@@ -213,7 +231,7 @@ ForwardOutput EmotionTask::forward(const data::Batch& batch, bool) {
   return result;
 }
 
-MetricValues EmotionTask::finalize(const MetricValues& sums, Split) const {
+MetricValues EmotionTask::finalize(const MetricValues& sums, Split split) const {
   MetricValues m;
   const double units = sums.at("units");
   if (units <= 0) return m;
@@ -235,6 +253,7 @@ MetricValues EmotionTask::finalize(const MetricValues& sums, Split) const {
     f1_sum += denominator > 0 ? 2.0 * tp / denominator : 0.0;
   }
   m["quadrant_macro_f1"] = f1_sum / kQuadrants;
+  if (const auto it = baseline_metrics_.find(split); it != baseline_metrics_.end()) m.insert(it->second.begin(), it->second.end());
   for (int64_t t = 0; t < kQuadrants; ++t) {
     for (int64_t p = 0; p < kQuadrants; ++p) m[confusion_name(t, p)] = sums.at(confusion_name(t, p));
   }

@@ -19,6 +19,10 @@
 // arousal_accuracy (sign agreement of the predicted valence_arousal with the
 // quadrant's), va_mse (mean squared error over both values), and the
 // confusion matrix as counts confusion_Q<true>_Q<predicted>.
+// With feature inputs, also the feature baseline's baseline_quadrant_accuracy,
+// baseline_arousal_accuracy and baseline_valence_accuracy on the same split
+// (train/tasks/EmotionBaseline.h: logistic regression fitted at start-up on
+// the train split), so that kmidi evaluate reports both side by side.
 //
 // predict(): valence_arousal [B, 2], quadrant [B] (predicted quadrant 1..4)
 // and quadrant_probabilities [B, 4]; works on batches without targets.
@@ -31,6 +35,7 @@
 #include "losses/TaskLoss.h"
 #include "models/EmotionModel.h"
 #include "train/Task.h"
+#include "train/tasks/EmotionBaseline.h"
 
 namespace kmidi::train {
 
@@ -85,6 +90,8 @@ class EmotionTask final : public Task {
   /// Model outputs by name: valence_arousal [B, 2], quadrant logits [B, 4].
   data::NamedTensors outputs(const data::Batch& batch);
   void check_heads();
+  /// Fits the feature baseline and records its metrics per labelled split.
+  void fit_baseline();
   /// The legacy emotionrecognizer graph (export.legacy_slot).
   GraphExport legacy_graph();
 
@@ -95,6 +102,8 @@ class EmotionTask final : public Task {
   losses::TaskLoss loss_{nullptr};
   std::shared_ptr<data::EmotionDataset> train_, validation_, test_;
   std::string tokenizer_json_;
+  /// The feature baseline's metrics per labelled split (with feature inputs).
+  std::map<Split, MetricValues> baseline_metrics_;
 };
 
 }  // namespace kmidi::train
