@@ -29,6 +29,7 @@ void register_generate(CLI::App& app);
 void register_onnx(CLI::App& app);
 void register_registry(CLI::App& app);
 void register_prepare(CLI::App& app);
+void register_fetch_data(CLI::App& app);
 void register_validate(CLI::App& app);
 void register_export(CLI::App& app);
 void register_humanize(CLI::App& app);

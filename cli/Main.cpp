@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   cli::register_onnx(app);
   cli::register_registry(app);
   cli::register_prepare(app);
+  cli::register_fetch_data(app);
   cli::register_validate(app);
   cli::register_export(app);
   cli::register_humanize(app);
