@@ -225,6 +225,19 @@ bool job_will_resume(const JobConfig& job, const std::string& run_dir) {
   return !CheckpointStore(run_dir + "/checkpoints", 1).list().empty();
 }
 
+void check_resume_checkpoint(const JobConfig& job) {
+  if (job.run.resume == "auto" || job.run.resume == "none") return;
+  if (!std::filesystem::is_regular_file(job.run.resume)) {
+    throw DataError(job.run.resume + ": run.resume names no checkpoint file");
+  }
+  const CheckpointFile file(job.run.resume);
+  const std::string task = saved_task(file);
+  if (task != job.task) {
+    throw UsageError(job.run.resume + ": the checkpoint was trained for task '" + task + "', this job is task '" +
+                     job.task + "'");
+  }
+}
+
 void check_init_from(const JobConfig& job, const TaskRegistry& registry) {
   const CheckpointFile file(job.train.init_from.str());
   check_file(file, job, registry);

@@ -31,6 +31,11 @@ class Task;
 class TaskRegistry;
 
 /// Whether `kmidi train` continues the run in `run_dir` rather than starting it.
+/// An explicit run.resume checkpoint, checked before the run folder exists:
+/// DataError when it is no file or not a checkpoint, UsageError (naming both
+/// tasks) when it was trained for another task. "auto" and "none" pass.
+void check_resume_checkpoint(const JobConfig& job);
+
 bool job_will_resume(const JobConfig& job, const std::string& run_dir);
 
 /// The checks that need no task: the file verifies, it was trained for the

@@ -173,11 +173,9 @@ TrainResult run_training(JobConfig& job, const TaskRegistry& registry) {
   // train.init_from (train/InitFrom.h): refused before anything is written; ignored when the run resumes.
   const bool init_from = !job.train.init_from.empty() && !job_will_resume(job, run_folder(job));
   if (init_from) check_init_from(job, registry);
+  check_resume_checkpoint(job);
   JobRuntime rt = start_job(job);
   StartupLog startup_log;
-  if (job.run.resume != "auto" && job.run.resume != "none" && !fs::is_regular_file(job.run.resume)) {
-    throw DataError(job.run.resume + ": run.resume names no checkpoint file");
-  }
   std::unique_ptr<Task> task = make_task(job, registry, *rt.context);
   if (init_from) {
     const InitFromResult loaded = load_init_from(*task, job, registry);

@@ -1,11 +1,12 @@
 // A job's start-up: mistakes found before training leave no run folder
-// (empty training data, a missing resume checkpoint), a misspelt required key
+// (empty training data, a missing resume checkpoint or one of another task), a misspelt required key
 // is named as such, and resuming from a checkpoint taken at an epoch's last
 // step says nothing odd.
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "core/Files.h"
 #include "tests/train/GrooveFixture.h"
 #include "tests/train/TrainTestUtil.h"
+#include "train/Checkpoint.h"
 #include "train/Job.h"
 #include "train/Trainer.h"
 
@@ -64,6 +66,34 @@ TEST(Startup, MissingResumeCheckpointLeavesNoRunFolder) {
     EXPECT_EQ(std::string(e.what()), dir + "/none.ckpt: run.resume names no checkpoint file");
   }
   EXPECT_FALSE(fs::exists(dir + "/runs"));
+}
+
+TEST(Startup, ResumeCheckpointOfAnotherTaskIsRefusedAndLeavesNoRunFolder) {
+  const std::string dir = test::scratch_dir("startup_resume_other_task");
+  fs::create_directories(dir + "/a");
+  fs::create_directories(dir + "/b");
+  auto first = load_job_config(write_job(dir + "/a", "{max_steps: 2, batch_size: 16, checkpoint_every: 2}"), {},
+                               test::fixture_registry());
+  run_training(*first, test::fixture_registry());
+  const std::string saved = dir + "/a/runs/" + first->run.name + "/checkpoints/step-0000000002.ckpt";
+  // The same file, but stated as a checkpoint of the generator.
+  CheckpointContents contents = CheckpointFile(saved).read_all();
+  auto meta = nlohmann::json::parse(contents.meta_json);
+  meta["task"] = "midi_generator";
+  contents.meta_json = meta.dump();
+  const std::string other = dir + "/generator.ckpt";
+  write_checkpoint(other, contents);
+
+  auto job = load_job_config(write_job(dir + "/b", "{max_steps: 4, batch_size: 16}"), {"run.resume=" + other},
+                             test::fixture_registry());
+  try {
+    run_training(*job, test::fixture_registry());
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()), other + ": the checkpoint was trained for task 'midi_generator', this job is "
+                                             "task 'groove_fixture'");
+  }
+  EXPECT_FALSE(fs::exists(dir + "/b/runs")) << "a refused resume must not leave a run folder";
 }
 
 TEST(Startup, MisspeltRequiredKeyIsNamedBeforeTheRuleItBreaks) {
