@@ -4,7 +4,8 @@ never on the product's path). Listens on 127.0.0.1 only, on a free port that
 it writes to --port-file, and logs one JSON line per request (path, Range
 header, arrival time) to --log.
 
-GET /<mode>/<file> serves <root>/<file> with Range support, where mode is:
+GET /<mode>/<file>[?anything] serves <root>/<file> with Range support (the
+once-modes count requests per whole path, query included), where mode is:
   ok          the file
   stall       headers and half the body, then silence (the connection stays open)
   stall-once  as stall on the first request for this path, then as ok
@@ -59,7 +60,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = self.path.split("/", 2)
         if len(parts) < 3:
             return self.error_page(404)
-        mode, name = parts[1], parts[2]
+        mode, name = parts[1], parts[2].split("?")[0]  # "?..." only keys the once-modes
         m = re.fullmatch(r"status-(\d{3})", mode)
         if m:
             return self.error_page(int(m.group(1)))
