@@ -12,6 +12,7 @@
 
 #include "core/Errors.h"
 #include "core/Files.h"
+#include "datasets/TokenAugment.h"
 #include "datasets/corpus/Prepare.h"
 #include "datasets/corpus/PrepareConfig.h"
 #include "datasets/shards/ShardReader.h"
@@ -43,6 +44,10 @@ void GeneratorDataConfig::visit(config::Visitor& v) {
   v.field("preload", preload, Spec("read every token into memory at start-up (off: read by chunk, bounded memory)"));
   v.field("emotion_scale", emotion_scale,
           Spec("a labelled item's valence and arousal are the shard's (EMOPIA: quadrant signs) times this").positive());
+  v.field("transpose", transpose,
+          Spec("training only: every pitch of an item moves by semitones drawn from [lowest, highest] per "
+               "(seed, epoch, item); [] off"));
+  v.check(data::transpose_problem(transpose).empty(), "transpose", data::transpose_problem(transpose));
   v.section("batching", batching, Spec("training micro-batches by token budget instead of train.batch_size items"));
   v.check(batching.tokens_per_batch == 0 || batching.tokens_per_batch >= max_length, "batching",
           "tokens_per_batch " + std::to_string(batching.tokens_per_batch) + " is smaller than max_length " +
@@ -131,6 +136,7 @@ data::TokenDatasetConfig split_config(const GeneratorDataConfig& data, const std
   c.preload = data.preload;
   c.emotion_scale = data.emotion_scale;
   if (split == Split::kTrain) c.tokens_per_batch = data.batching.tokens_per_batch;
+  if (split == Split::kTrain) c.transpose = data.transpose;  // evaluation sees the pieces as written
   return c;
 }
 

@@ -48,6 +48,8 @@ struct GeneratorDataConfig : config::Section {
   /// what a Q1 clip was shown; unlabelled items are neutral (0).
   double emotion_scale = 0.8;
   data::BatchingConfig batching;         ///< training micro-batches by token budget (train/Sampler.h)
+  /// Training transposition [lowest, highest] semitones (datasets/TokenAugment.h); [] off.
+  std::vector<int64_t> transpose;
   void visit(config::Visitor& v) override;
 };
 
