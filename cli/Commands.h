@@ -33,5 +33,6 @@ void register_fetch_data(CLI::App& app);
 void register_validate(CLI::App& app);
 void register_export(CLI::App& app);
 void register_humanize(CLI::App& app);
+void register_predict(CLI::App& app);
 
 }  // namespace kmidi::cli

@@ -6,10 +6,26 @@
 
 #include "cli/Commands.h"
 #include "core/Config.h"
+#include "core/Errors.h"
 #include "train/Job.h"
 #include "train/Tasks.h"
+#include "train/tasks/EmotionTask.h"
 
 namespace kmidi::cli {
+namespace {
+
+/// Predictions for MIDI files without labels are kmidi predict's: evaluate
+/// wrote them into the labelled test run's folder (overwriting its
+/// metrics.json and config.yaml) and ignored them for other splits.
+void refuse_unlabelled_test(const train::JobConfig& job) {
+  const auto* emotion = dynamic_cast<const train::EmotionTaskConfig*>(job.task_config.get());
+  if (!emotion || emotion->data.unlabelled_test.empty()) return;
+  throw UsageError("evaluate: data.unlabelled_test=" + emotion->data.unlabelled_test.str() +
+                   ": evaluate scores the emotion task's labelled splits only; for MIDI files without labels run "
+                   "kmidi predict --checkpoint CKPT DIR|FILE... --out predictions.jsonl");
+}
+
+}  // namespace
 
 void register_evaluate(CLI::App& app) {
   struct Args {
@@ -19,7 +35,7 @@ void register_evaluate(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   auto* cmd = app.add_subcommand(
-      "evaluate", "metrics of a checkpoint on a split; predictions for data without targets or on request");
+      "evaluate", "metrics of a checkpoint on a split; predictions for data without targets or on request (an emotion model on MIDI files: kmidi predict)");
   add_config_args(*cmd, args->config);
   cmd->add_option("--checkpoint", args->options.checkpoint, "checkpoint file (.ckpt)")
       ->required()
@@ -38,6 +54,7 @@ void register_evaluate(CLI::App& app) {
       std::fputs(config::to_yaml(*job).c_str(), stdout);
       return;
     }
+    refuse_unlabelled_test(*job);
     args->options.use_ema = !args->raw_weights;
     const train::EvaluateOutcome o = train::run_evaluation(*job, registry, args->options);
     nlohmann::ordered_json out;

@@ -34,7 +34,7 @@ int report(const char* kind, const std::string& message, int code) {
 /// The commands that run models, where OpenMP's wait policy matters.
 bool runs_models(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
-    for (const char* command : {"train", "evaluate", "generate", "export", "humanize"}) {
+    for (const char* command : {"train", "evaluate", "generate", "export", "humanize", "predict"}) {
       if (std::strcmp(argv[i], command) == 0) return true;
     }
   }
@@ -82,6 +82,7 @@ int main(int argc, char** argv) {
   cli::register_validate(app);
   cli::register_export(app);
   cli::register_humanize(app);
+  cli::register_predict(app);
 
   try {
     logging::init(logging::Options{});

@@ -1,7 +1,7 @@
 // kmidi train and kmidi evaluate on the emotion task as a user runs them:
-// configs/emotion_tiny.yaml on the prepared EMOPIA, then evaluation of a
-// folder of MIDI files without labels (predictions written, metrics skipped
-// with a note).
+// configs/emotion_tiny.yaml on the prepared EMOPIA, then its metrics on the
+// labelled test split. (MIDI files without labels: kmidi predict,
+// tests/cli/PredictCommandTest.cpp.)
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -32,7 +32,7 @@ nlohmann::json last_json_line(const std::string& output) {
   return nlohmann::json::parse(text.substr(text.rfind('\n') + 1));
 }
 
-TEST(EmotionCommand, TrainThenEvaluateAFolderWithoutLabels) {
+TEST(EmotionCommand, TrainThenEvaluateTheTestSplit) {
   const std::string dir = test::scratch_dir("cli_emotion");
   const std::string config = test::source_path("configs/emotion_tiny.yaml");
   const std::vector<std::string> data{"data.prepared=" + test::emopia_prepared_dir(),
@@ -45,32 +45,14 @@ TEST(EmotionCommand, TrainThenEvaluateAFolderWithoutLabels) {
   const std::string checkpoint = dir + "/runs/emotion_tiny/checkpoints/best.ckpt";
   ASSERT_TRUE(fs::exists(checkpoint));
 
-  const std::string folder = dir + "/my midis";
-  fs::create_directories(folder);
-  fs::copy_file(test::emopia_midi_root() + "/Q1_0vLPYiPN7qY_0.mid", folder + "/first song.mid");
-  fs::copy_file(test::emopia_midi_root() + "/Q3_0EWWyyV7RJA_0.mid", folder + "/second.mid");
-  std::vector<std::string> evaluate{"evaluate", "--config", config, "--checkpoint", checkpoint, "--split", "test",
-                                    "data.unlabelled_test=" + folder};
-  evaluate.insert(evaluate.end(), data.begin(), data.end());
-  const auto evaluated = kmidi(evaluate);
-  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
-  const auto out = last_json_line(evaluated.output);
-  EXPECT_EQ(out.at("labelled"), false);
-  EXPECT_EQ(out.at("items"), 2);
-  EXPECT_EQ(out.at("note"), "the split has no targets: metrics skipped");
-  EXPECT_FALSE(out.contains("metrics"));
-  std::ifstream in(out.at("predictions").get<std::string>());
-  std::string line;
-  std::vector<std::string> ids;
-  while (std::getline(in, line)) ids.push_back(nlohmann::json::parse(line).at("id").get<std::string>());
-  EXPECT_EQ(ids, (std::vector<std::string>{"first song.mid", "second.mid"}));
-
-  // The same checkpoint on the labelled test split reports the metrics.
   std::vector<std::string> labelled{"evaluate", "--config", config, "--checkpoint", checkpoint, "--split", "test"};
   labelled.insert(labelled.end(), data.begin(), data.end());
   const auto scored = kmidi(labelled);
   ASSERT_EQ(scored.exit_code, 0) << scored.output;
-  const auto metrics = last_json_line(scored.output).at("metrics");
+  const auto out = last_json_line(scored.output);
+  EXPECT_EQ(out.at("labelled"), true);
+  EXPECT_EQ(out.at("items"), 88);
+  const auto metrics = out.at("metrics");
   EXPECT_TRUE(metrics.contains("quadrant_macro_f1")) << scored.output;
   EXPECT_TRUE(metrics.contains("confusion_Q4_Q1")) << scored.output;
 }

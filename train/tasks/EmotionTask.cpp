@@ -54,6 +54,23 @@ void EmotionTaskConfig::visit(config::Visitor& v) {
           "legacy_slot needs data.inputs: features (the slot's input is the 128 emotion features)");
 }
 
+models::EmotionModelOptions emotion_model_options(const EmotionTaskConfig& config, int32_t vocab_size) {
+  models::EmotionModelOptions mo;
+  mo.use_tokens = config.data.uses_tokens();
+  mo.use_features = config.data.uses_features();
+  mo.vocab_size = vocab_size;
+  mo.feature_dim = static_cast<int64_t>(features::kEmotionFeatureSize);
+  mo.encoder.d_model = config.model.d_model;
+  mo.encoder.n_layers = config.model.n_layers;
+  mo.encoder.n_heads = config.model.n_heads;
+  mo.encoder.d_ff = config.model.d_ff;
+  mo.encoder.dropout = config.model.dropout;
+  mo.hidden = config.model.hidden;
+  mo.dropout = config.model.dropout;
+  mo.num_quadrants = kQuadrants;
+  return mo;
+}
+
 EmotionTask::EmotionTask(const EmotionTaskConfig& config, const TaskContext& context)
     : config_(config), context_(context) {
   const data::EmotionDataConfig& dc = config_.data;
@@ -97,19 +114,7 @@ EmotionTask::EmotionTask(const EmotionTaskConfig& config, const TaskContext& con
                     ": has no 'quadrant' label column; training needs labelled clips (prepare with a quadrant label)");
   }
 
-  models::EmotionModelOptions mo;
-  mo.use_tokens = dc.uses_tokens();
-  mo.use_features = dc.uses_features();
-  mo.vocab_size = vocab_size;
-  mo.feature_dim = static_cast<int64_t>(features::kEmotionFeatureSize);
-  mo.encoder.d_model = config_.model.d_model;
-  mo.encoder.n_layers = config_.model.n_layers;
-  mo.encoder.n_heads = config_.model.n_heads;
-  mo.encoder.d_ff = config_.model.d_ff;
-  mo.encoder.dropout = config_.model.dropout;
-  mo.hidden = config_.model.hidden;
-  mo.dropout = config_.model.dropout;
-  mo.num_quadrants = kQuadrants;
+  const models::EmotionModelOptions mo = emotion_model_options(config_, vocab_size);
   model_ = models::EmotionModel(mo);
   loss_ = losses::TaskLoss(config_.loss);
   root_ = std::make_shared<torch::nn::Module>("EmotionTask");

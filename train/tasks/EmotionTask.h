@@ -65,6 +65,10 @@ struct EmotionTaskConfig : config::Section {
   void visit(config::Visitor& v) override;
 };
 
+/// The model options `config` describes (vocab_size: the tokenizer's, with
+/// token inputs). kmidi predict builds the model from a checkpoint with it.
+models::EmotionModelOptions emotion_model_options(const EmotionTaskConfig& config, int32_t vocab_size);
+
 /// The trained module: the emotion model under "model", plus the loss's
 /// learned weights under "loss" with weighting: uncertainty.
 class EmotionTask final : public Task {
