@@ -12,6 +12,7 @@
 #include "core/Hash.h"
 #include "datasets/corpus/FileList.h"
 #include "datasets/features/EmotionFeatureCache.h"
+#include "datasets/features/ScorePerturbation.h"
 #include "datasets/midi/MidiReader.h"
 #include "datasets/shards/ShardReader.h"
 #include "datasets/tokenizer/Tokenizer.h"
@@ -26,6 +27,16 @@ constexpr int64_t kQuadrants = 4;
 std::unique_ptr<tokenizer::Tokenizer> load_tokenizer(const EmotionDataConfig& config) {
   const std::string path = (fs::path(config.prepared.str()) / "tokenizer.json").string();
   return std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(path));
+}
+
+/// The features and tokens of `score`, as its clip is loaded or augmented.
+void compute_inputs(const midi::Score& score, const tokenizer::Tokenizer* tok, bool features, EmotionClip& clip,
+                    const std::string& where) {
+  if (tok) {
+    clip.tokens = tok->encode(score);
+    if (clip.tokens.empty()) throw DataError(where + ": encodes to no tokens");
+  }
+  if (features) clip.features = features::emotion_features(score);
 }
 
 std::string label_text(double q) {
@@ -51,6 +62,22 @@ void EmotionDataConfig::visit(config::Visitor& v) {
               .data_path());
   v.field("splits", splits, Spec("shard names of the train, validation and test splits").size(3));
   v.section("batching", batching, Spec("training micro-batches by token budget instead of train.batch_size clips"));
+  v.section("augment", augment,
+            Spec("training augmentation of notation conventions, per (train.seed, epoch, clip); off by default"));
+  v.field("test_perturb", test_perturb,
+          Spec("perturbation spec applied to every test clip, e.g. no_pedal,velocity_flat:80 (robustness)"));
+  v.field("normalise", normalise,
+          Spec("perturbation spec applied to every clip of every split, last (e.g. velocity_mean:64)"));
+  for (auto [key, spec] : {std::pair<const char*, const std::string*>{"test_perturb", &test_perturb},
+                           std::pair<const char*, const std::string*>{"normalise", &normalise}}) {
+    std::string error;
+    try {
+      features::parse_perturbations(*spec);
+    } catch (const UsageError& e) {
+      error = e.what();
+    }
+    v.check(error.empty(), key, error);
+  }
   v.check(!uses_features() || !midi_root.empty(), "midi_root", "is required when inputs use features");
   v.check(batching.tokens_per_batch == 0 || uses_tokens(), "batching",
           "tokens_per_batch needs token inputs (inputs: tokens or both)");
@@ -85,6 +112,23 @@ EmotionDataset::EmotionDataset(std::vector<EmotionClip> clips, EmotionDatasetOpt
     }
     if (options_.tokens && c.tokens.empty()) throw UsageError("emotion dataset: clip '" + c.id + "' has no tokens");
   }
+  if (options_.augment.enabled() && options_.tokens && !options_.tokenizer) {
+    throw UsageError("emotion dataset: augmenting token inputs needs the tokenizer");
+  }
+}
+
+EmotionClip EmotionDataset::shown_clip(size_t index) const {
+  const EmotionClip& clip = clips_.at(index);
+  if (!clip.score || !options_.augment.enabled()) return clip;
+  const std::vector<features::Perturbation> draw = features::draw_augmentation(
+      options_.augment, options_.augment_seed, epoch_.load(), static_cast<int64_t>(index), clip.score->duration_seconds());
+  if (draw.empty()) return clip;
+  EmotionClip shown = clip;
+  const midi::Score perturbed =
+      features::apply_perturbations(features::apply_perturbations(*clip.score, draw), options_.normalise);
+  compute_inputs(perturbed, options_.tokens ? options_.tokenizer.get() : nullptr, options_.features, shown,
+                 "emotion clip '" + clip.id + "' (augmented)");
+  return shown;
 }
 
 int64_t EmotionDataset::item_cost(size_t index) const {
@@ -100,20 +144,30 @@ Batch EmotionDataset::get_batch(const std::vector<int64_t>& indices) const {
                        std::to_string(clips_.size()));
     }
   }
+  // Augmented clips are computed once per batch; the others are read in place.
+  std::vector<EmotionClip> augmented;
+  const bool augmenting = options_.augment.enabled();
+  if (augmenting) {
+    for (int64_t i : indices) augmented.push_back(shown_clip(static_cast<size_t>(i)));
+  }
+  auto clip_at = [&](int64_t r) -> const EmotionClip& {
+    return augmenting ? augmented[static_cast<size_t>(r)] : clips_[static_cast<size_t>(indices[static_cast<size_t>(r)])];
+  };
   Batch batch;
   batch.indices = indices;
   batch.units = b;
   batch.throughput_units = b;
   if (options_.tokens) {
     int64_t t = 1;
-    for (int64_t i : indices) t = std::max(t, item_cost(static_cast<size_t>(i)));
+    for (int64_t r = 0; r < b; ++r) {
+      t = std::max(t, std::min<int64_t>(static_cast<int64_t>(clip_at(r).tokens.size()), options_.max_length));
+    }
     at::Tensor ids = at::full({b, t}, options_.pad_id, at::kLong);
     at::Tensor mask = at::zeros({b, t}, at::kBool);
     auto ia = ids.accessor<int64_t, 2>();
     auto ma = mask.accessor<bool, 2>();
     for (int64_t r = 0; r < b; ++r) {
-      const auto index = static_cast<size_t>(indices[static_cast<size_t>(r)]);
-      const std::vector<int32_t>& tokens = clips_[index].tokens;
+      const std::vector<int32_t>& tokens = clip_at(r).tokens;
       const auto len = static_cast<int64_t>(tokens.size());
       const int64_t n = std::min(len, options_.max_length);
       for (int64_t k = 0; k < n; ++k) {
@@ -128,7 +182,7 @@ Batch EmotionDataset::get_batch(const std::vector<int64_t>& indices) const {
     at::Tensor f = at::empty({b, static_cast<int64_t>(features::kEmotionFeatureSize)}, at::kFloat);
     auto fa = f.accessor<float, 2>();
     for (int64_t r = 0; r < b; ++r) {
-      const auto& values = clips_[static_cast<size_t>(indices[static_cast<size_t>(r)])].features;
+      const auto& values = clip_at(r).features;
       for (size_t k = 0; k < values.size(); ++k) fa[r][static_cast<int64_t>(k)] = values[k];
     }
     batch.inputs.set("features", f);
@@ -152,9 +206,14 @@ Batch EmotionDataset::get_batch(const std::vector<int64_t>& indices) const {
 }
 
 std::vector<EmotionClip> load_emotion_clips(const EmotionDataConfig& config, const std::string& split_name,
-                                            bool* labelled) {
+                                            bool* labelled, const ClipLoading& loading) {
   const shards::ShardReader shard((fs::path(config.prepared.str()) / shards::shard_file_name(split_name)).string());
   std::unique_ptr<tokenizer::Tokenizer> tok;
+  const bool rewrite = !loading.perturb.empty() || !loading.normalise.empty();
+  const bool parse = rewrite || loading.keep_scores;
+  if (parse && config.midi_root.empty()) {
+    throw UsageError("data.midi_root: is required to perturb or augment clips (their MIDI files are read)");
+  }
   if (config.uses_tokens()) {
     tok = load_tokenizer(config);
     if (shard.tokenizer_sha256() != tok->sha256()) {
@@ -184,8 +243,19 @@ std::vector<EmotionClip> load_emotion_clips(const EmotionDataConfig& config, con
       }
       clip.quadrant = static_cast<int64_t>(q) - 1;
     }
+    const std::string file = parse || cache ? (fs::path(config.midi_root.str()) / item.source).string() : "";
+    if (rewrite) {
+      const midi::Score score = midi::read_midi_file(file);
+      const midi::Score perturbed =
+          features::apply_perturbations(features::apply_perturbations(score, loading.perturb), loading.normalise);
+      compute_inputs(perturbed, tok.get(), config.uses_features(), clip, file + " (perturbed)");
+      if (loading.keep_scores) clip.score = std::make_shared<const midi::Score>(score);
+      clips.push_back(std::move(clip));
+      continue;
+    }
     if (config.uses_tokens()) clip.tokens = shard.read(i);
-    if (cache) clip.features = cache->get_or_compute((fs::path(config.midi_root.str()) / item.source).string(), item.sha256);
+    if (cache) clip.features = cache->get_or_compute(file, item.sha256);
+    if (loading.keep_scores) clip.score = std::make_shared<const midi::Score>(midi::read_midi_file(file));
     clips.push_back(std::move(clip));
   }
   if (cache && cache->added() > 0) {
@@ -196,7 +266,8 @@ std::vector<EmotionClip> load_emotion_clips(const EmotionDataConfig& config, con
   return clips;
 }
 
-std::vector<EmotionClip> load_unlabelled_clips(const EmotionDataConfig& config, const std::string& path) {
+std::vector<EmotionClip> load_unlabelled_clips(const EmotionDataConfig& config, const std::string& path,
+                                               const ClipLoading& loading) {
   std::vector<std::string> files;
   std::string root = path;
   if (fs::is_regular_file(path)) {
@@ -217,6 +288,15 @@ std::vector<EmotionClip> load_unlabelled_clips(const EmotionDataConfig& config, 
     const std::string sha = hash::sha256_hex(bytes);
     EmotionClip clip;
     clip.id = relative;
+    if (!loading.perturb.empty() || !loading.normalise.empty() || loading.keep_scores) {
+      const midi::Score score = midi::read_midi_bytes(bytes, file);
+      compute_inputs(features::apply_perturbations(features::apply_perturbations(score, loading.perturb),
+                                                   loading.normalise),
+                     tok.get(), config.uses_features(), clip, file);
+      if (loading.keep_scores) clip.score = std::make_shared<const midi::Score>(score);
+      clips.push_back(std::move(clip));
+      continue;
+    }
     std::optional<features::EmotionFeatures> cached = cache ? cache->find(sha) : std::nullopt;
     if (tok || (cache && !cached)) {
       const midi::Score score = midi::read_midi_bytes(bytes, file);

@@ -108,6 +108,7 @@ const std::map<std::string, Kind>& kinds() {
       {"velocity_flat", {true, true, 1, 127, "an integer in 1..127"}},
       {"velocity_levels", {true, true, 1, 16, "an integer in 1..16"}},
       {"velocity_scale", {true, false, 0.01, 10, "a factor in 0.01..10"}},
+      {"velocity_mean", {true, false, 1, 127, "a velocity in 1..127"}},
       {"no_pedal", {false, false, 0, 0, ""}},
       {"pedal_bake", {false, false, 0, 0, ""}},
       {"tempo_scale", {true, false, 0.1, 10, "a factor in 0.1..10"}},
@@ -145,6 +146,15 @@ midi::Score quantise_velocities(const midi::Score& score, int levels) {
 
 midi::Score scale_velocities(const midi::Score& score, double factor) {
   return with_notes(score, [factor](midi::Note& n) { n.velocity = clamp_velocity(n.velocity * factor); });
+}
+
+midi::Score normalise_velocity_mean(const midi::Score& score, double target_mean) {
+  double sum = 0, count = 0;
+  for (const auto& n : score.notes) {
+    if (!n.is_drum()) sum += n.velocity, count += 1;
+  }
+  if (count == 0 || sum <= 0) return score;
+  return scale_velocities(score, target_mean / (sum / count));
 }
 
 midi::Score remove_pedal(const midi::Score& score) {
@@ -295,6 +305,7 @@ midi::Score apply_perturbations(const midi::Score& score, const std::vector<Pert
     else if (p.name == "velocity_flat") s = set_velocities(s, i);
     else if (p.name == "velocity_levels") s = quantise_velocities(s, i);
     else if (p.name == "velocity_scale") s = scale_velocities(s, p.value);
+    else if (p.name == "velocity_mean") s = normalise_velocity_mean(s, p.value);
     else if (p.name == "no_pedal") s = remove_pedal(s);
     else if (p.name == "pedal_bake") s = bake_pedal(s);
     else if (p.name == "tempo_scale") s = scale_tempo(s, p.value);

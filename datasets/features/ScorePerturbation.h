@@ -15,6 +15,8 @@
 //                     each at its centre round((i + 0.5) * 128 / N):
 //                     N=1 -> 64; N=2 -> 32, 96; N=3 -> 21, 64, 107
 //   velocity_scale:F  velocity x F, rounded, kept in 1..127
+//   velocity_mean:M   velocities scaled so that the pitched notes' mean is M
+//                     (a normalisation: undoes velocity_scale up to clipping)
 //   no_pedal          sustain-pedal events (CC64) removed; notes keep the
 //                     durations the file writes (the key releases)
 //   pedal_bake        notes held by the pedal extended to its release, then
@@ -38,6 +40,7 @@ midi::Score transpose(const midi::Score& score, int semitones);
 midi::Score set_velocities(const midi::Score& score, int velocity);
 midi::Score quantise_velocities(const midi::Score& score, int levels);
 midi::Score scale_velocities(const midi::Score& score, double factor);
+midi::Score normalise_velocity_mean(const midi::Score& score, double target_mean);
 midi::Score remove_pedal(const midi::Score& score);
 midi::Score bake_pedal(const midi::Score& score);
 midi::Score scale_tempo(const midi::Score& score, double factor);

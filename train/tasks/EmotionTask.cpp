@@ -11,6 +11,7 @@
 
 #include "core/Errors.h"
 #include "datasets/features/EmotionFeatureCache.h"
+#include "datasets/features/ScorePerturbation.h"
 #include "datasets/shards/Shard.h"
 #include "datasets/tokenizer/Tokenizer.h"
 #include "export/onnx/Metadata.h"
@@ -86,15 +87,20 @@ EmotionTask::EmotionTask(const EmotionTaskConfig& config, const TaskContext& con
     const std::string& shard_name = dc.splits[static_cast<size_t>(i)];
     std::vector<data::EmotionClip> clips;
     bool labelled = false;
+    // Robustness runs perturb the test clips; training augmentation keeps the train scores.
+    data::ClipLoading loading;
+    if (splits[i] == Split::kTest) loading.perturb = features::parse_perturbations(dc.test_perturb);
+    if (splits[i] == Split::kTrain) loading.keep_scores = dc.augment.enabled();
+    loading.normalise = features::parse_perturbations(dc.normalise);
     if (splits[i] == Split::kTest && !dc.unlabelled_test.empty()) {
-      clips = data::load_unlabelled_clips(dc, dc.unlabelled_test.str());
+      clips = data::load_unlabelled_clips(dc, dc.unlabelled_test.str(), loading);
     } else if (splits[i] != Split::kTrain &&
                !fs::exists(fs::path(dc.prepared.str()) / shards::shard_file_name(shard_name))) {
       spdlog::info("emotion: no {} shard in {}; the {} split is empty", shard_name, dc.prepared.str(),
                    split_name(splits[i]));
       continue;
     } else {
-      clips = data::load_emotion_clips(dc, shard_name, &labelled);
+      clips = data::load_emotion_clips(dc, shard_name, &labelled, loading);
     }
     data::EmotionDatasetOptions o;
     o.tokens = dc.uses_tokens();
@@ -103,6 +109,15 @@ EmotionTask::EmotionTask(const EmotionTaskConfig& config, const TaskContext& con
     o.max_length = dc.max_length;
     o.pad_id = pad_id;
     if (splits[i] == Split::kTrain) o.tokens_per_batch = dc.batching.tokens_per_batch;
+    if (splits[i] == Split::kTrain && dc.augment.enabled()) {
+      o.augment = dc.augment;
+      o.normalise = loading.normalise;
+      o.augment_seed = context.seed;
+      if (dc.uses_tokens()) {
+        o.tokenizer = std::make_shared<const tokenizer::Tokenizer>(
+            tokenizer::Tokenizer::load((fs::path(dc.prepared.str()) / "tokenizer.json").string()));
+      }
+    }
     auto ds = std::make_shared<data::EmotionDataset>(std::move(clips), o);
     if (splits[i] == Split::kTrain) train_ = ds;
     else if (splits[i] == Split::kValidation) validation_ = ds;
@@ -231,6 +246,10 @@ ForwardOutput EmotionTask::forward(const data::Batch& batch, bool) {
   const at::Tensor target_va = batch.targets.at("valence_arousal").to(torch::kFloat);
   const at::Tensor sign_agrees = va.ge(0).eq(target_va.gt(0));  // [B, 2]
   result.sums.emplace_back("valence_correct", sign_agrees.select(1, 0).sum().to(torch::kDouble));
+  // How often each valence sign is predicted: a model that calls most clips negative shows it here.
+  result.sums.emplace_back("valence_positive", va.select(1, 0).ge(0).sum().to(torch::kDouble));
+  result.sums.emplace_back("quadrant_valence_positive",
+                           predicted.eq(0).logical_or(predicted.eq(3)).sum().to(torch::kDouble));
   result.sums.emplace_back("arousal_correct", sign_agrees.select(1, 1).sum().to(torch::kDouble));
   result.sums.emplace_back("va_squared_error", (va - target_va).pow(2).sum().to(torch::kDouble));
   return result;
@@ -244,6 +263,8 @@ MetricValues EmotionTask::finalize(const MetricValues& sums, Split split) const 
   for (const auto& head : config_.loss.heads) m["loss_" + head.name] = sums.at("loss_" + head.name) / units;
   m["quadrant_accuracy"] = sums.at("quadrant_correct") / units;
   m["valence_accuracy"] = sums.at("valence_correct") / units;
+  m["valence_positive_share"] = sums.at("valence_positive") / units;
+  m["quadrant_valence_positive_share"] = sums.at("quadrant_valence_positive") / units;
   m["arousal_accuracy"] = sums.at("arousal_correct") / units;
   m["va_mse"] = sums.at("va_squared_error") / (2.0 * units);
   double f1_sum = 0.0;

@@ -17,7 +17,9 @@
 // Metrics (finalize): loss, loss_<head> (per head, per sample),
 // quadrant_accuracy, quadrant_macro_f1, valence_accuracy and
 // arousal_accuracy (sign agreement of the predicted valence_arousal with the
-// quadrant's), va_mse (mean squared error over both values), and the
+// quadrant's), valence_positive_share and quadrant_valence_positive_share
+// (share of clips predicted valence-positive by the valence_arousal head and
+// by the quadrant, Q1 or Q4), va_mse (mean squared error over both values), and the
 // confusion matrix as counts confusion_Q<true>_Q<predicted>.
 // With feature inputs, also the feature baseline's baseline_quadrant_accuracy,
 // baseline_arousal_accuracy and baseline_valence_accuracy on the same split

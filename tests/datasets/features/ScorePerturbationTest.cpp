@@ -72,6 +72,10 @@ TEST(ScorePerturbation, VelocityFlatteningLevelsAndScaling) {
   EXPECT_EQ(velocities(scale_velocities(s, 0.5)), (std::vector<int>{50, 10, 35, 60}));
   EXPECT_EQ(velocities(scale_velocities(s, 1.5)), (std::vector<int>{127, 30, 105, 127}));
   EXPECT_EQ(velocities(scale_velocities(s, 0.001)), (std::vector<int>{1, 1, 1, 1}));
+  // Pitched mean (20 + 70 + 120) / 3 = 70 -> 35: x0.5 (the drum is scaled, not counted).
+  EXPECT_EQ(velocities(normalise_velocity_mean(s, 35)), (std::vector<int>{50, 10, 35, 60}));
+  // x1.05 gives 105, 21, 74, 126 (pitched mean 73.67); back to mean 70: x0.9502.
+  EXPECT_EQ(velocities(normalise_velocity_mean(scale_velocities(s, 1.05), 70)), (std::vector<int>{100, 20, 70, 120}));
 }
 
 TEST(ScorePerturbation, PedalRemovalKeepsWrittenDurationsAndBakingExtendsThem) {
