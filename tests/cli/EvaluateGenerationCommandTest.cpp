@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 
@@ -41,7 +43,7 @@ nlohmann::json last_json_line(const std::string& output) {
 }
 
 struct Checkpoints {
-  std::string generator, judge;
+  std::string generator, judge, data;
 };
 
 /// Both tiny checkpoints, trained once per test process.
@@ -53,6 +55,7 @@ const Checkpoints& tiny_checkpoints() {
     const Result prepare = kmidi("prepare --config " + test::source_path("configs/prepare_pop909_sample.yaml") +
                                  " output.dir=" + dir + "/data");
     ASSERT_EQ(prepare.code, 0) << prepare.output;
+    c.data = dir + "/data";
     const Result gen = kmidi("train --config " + test::source_path("configs/midi_generator_tiny.yaml") + " data.dir=" +
                              dir + "/data run.output_dir=" + dir + " train.max_steps=4 train.eval_every=0");
     ASSERT_EQ(gen.code, 0) << gen.output;
@@ -89,6 +92,7 @@ TEST(EvaluateGeneration, ReportCountsAgreeWithTheConfusionMatrixAndTheJudgesOwnE
     ASSERT_EQ(matrix[t].size(), 4u);
     int64_t row = 0;
     for (size_t p = 0; p < 4; ++p) row += matrix[t][p].get<int64_t>();
+    row += report.at("confusion").at("empty_pieces")[t].get<int64_t>();
     EXPECT_EQ(row, n) << "row Q" << t + 1;
     total += row;
     diagonal += matrix[t][t].get<int64_t>();
@@ -107,6 +111,8 @@ TEST(EvaluateGeneration, ReportCountsAgreeWithTheConfusionMatrixAndTheJudgesOwnE
   int64_t valence = 0, arousal = 0;
   int64_t recount[4][4] = {};
   for (const auto& p : pieces) {
+    EXPECT_EQ(p.at("empty").get<bool>(), p.at("notes").get<int64_t>() == 0);
+    if (p.at("empty").get<bool>()) continue;  // not judged: it agrees on nothing
     const int t = std::stoi(p.at("quadrant").get<std::string>().substr(1)) - 1;
     const int j = std::stoi(p.at("judged_quadrant").get<std::string>().substr(1)) - 1;
     ++recount[t][j];
@@ -190,6 +196,201 @@ TEST(EvaluateGeneration, AJudgeThatIsNotAnEmotionCheckpointIsRefusedAndNothingIs
 
   EXPECT_FALSE(fs::exists(report));
   EXPECT_FALSE(fs::exists(dir + "/pieces"));
+}
+
+/// The tiny generator exported (kmidi export): its incremental graph, once per test process.
+const std::string& tiny_incremental_graph() {
+  static std::string graph;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const Checkpoints& c = tiny_checkpoints();
+    const std::string dir = test::scratch_dir("cli_evalgen_onnx_export", test::ScratchLifetime::kProgram);
+    const Result exported = kmidi("export --config " + test::source_path("configs/midi_generator_tiny.yaml") +
+                                  " data.dir=" + c.data + " --checkpoint " + c.generator + " --out " + dir);
+    ASSERT_EQ(exported.code, 0) << exported.output;
+    graph = dir + "/midi_generator_tiny_incremental.onnx";
+    ASSERT_TRUE(fs::exists(graph)) << exported.output;
+  });
+  return graph;
+}
+
+/// A token-input judge (configs/emotion_tiny.yaml with data.inputs=tokens), once per test process.
+const std::string& tiny_token_judge() {
+  static std::string judge;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const std::string dir = test::scratch_dir("cli_evalgen_token_judge", test::ScratchLifetime::kProgram);
+    const Result trained = kmidi("train --config " + test::source_path("configs/emotion_tiny.yaml") + " data.prepared=" +
+                                 test::emopia_prepared_dir() + " data.midi_root=" + test::emopia_midi_root() +
+                                 " data.inputs=tokens train.max_steps=4 train.eval_every=2 run.output_dir=" + dir);
+    ASSERT_EQ(trained.code, 0) << trained.output;
+    judge = dir + "/emotion_tiny/checkpoints/best.ckpt";
+  });
+  return judge;
+}
+
+test::CommandResult ort_generate(const std::string& args) {
+  return test::run_shell("node " + test::shell_quote(test::source_path("scripts/ort_generate.js")) + " " + args + " 2>&1");
+}
+
+// The ONNX path (scripts/ort_generate.js on the exported incremental graph,
+// then evaluate-generation --pieces) against the LibTorch path (evaluate-
+// generation generating with kmidi generate's code), same seeds: greedy and
+// kmidi generate's default sampling, without and with guidance. The script
+// draws LibTorch's CPU random numbers, and the two runtimes' logits differ by
+// ~1e-7, so every piece must come out identical (same MIDI bytes), and the
+// reports must agree count for count.
+TEST(EvaluateGeneration, OnnxRuntimePiecesAreTheLibTorchPiecesAndGiveTheSameReport) {
+  const Checkpoints& c = tiny_checkpoints();
+  const std::string& graph = tiny_incremental_graph();
+  ASSERT_FALSE(c.generator.empty());
+  ASSERT_FALSE(graph.empty());
+  const std::string dir = test::scratch_dir("cli_evalgen_onnx");
+  const int n = 2;
+  int index = 0;
+  for (const std::string guidance : {"1", "1.5"}) {
+    for (const std::string sampling : {"--top-k 1", "--temperature 0.85 --top-k 40 --top-p 0.92 --repetition-penalty 1.1"}) {
+      const std::string options = "--count " + std::to_string(n) + " --max-tokens 64 --seed 11 --guidance " + guidance +
+                                  " " + sampling;
+      const std::string run = dir + "/" + std::to_string(index++);
+      fs::create_directories(run);
+      const Result libtorch = kmidi("evaluate-generation --checkpoint " + c.generator + " --judge " + c.judge + " " +
+                                    options + " --keep-pieces " + run + "/libtorch --report " + run + "/libtorch.json");
+      ASSERT_EQ(libtorch.code, 0) << libtorch.output;
+      const test::CommandResult generated =
+          ort_generate("--model " + graph + " --out " + run + "/tokens --quadrants " + options);
+      ASSERT_EQ(generated.exit_code, 0) << generated.output;
+      const Result onnx = kmidi("evaluate-generation --checkpoint " + c.generator + " --judge " + c.judge +
+                                " --pieces " + run + "/tokens --keep-pieces " + run + "/onnx --report " + run + "/onnx.json");
+      ASSERT_EQ(onnx.code, 0) << onnx.output;
+
+      const std::string what = "guidance " + guidance + ", " + sampling;
+      for (const char* q : {"Q1", "Q2", "Q3", "Q4"}) {
+        for (int i = 0; i < n; ++i) {
+          const std::string name = std::string(q) + "/00" + std::to_string(i) + ".mid";
+          EXPECT_EQ(files::read_all(run + "/onnx/" + name), files::read_all(run + "/libtorch/" + name)) << what << ": " << name;
+        }
+      }
+      const nlohmann::json l = nlohmann::json::parse(files::read_all(run + "/libtorch.json"));
+      const nlohmann::json o = nlohmann::json::parse(files::read_all(run + "/onnx.json"));
+      EXPECT_EQ(o.at("agreement"), l.at("agreement")) << what;
+      EXPECT_EQ(o.at("confusion"), l.at("confusion")) << what;
+      EXPECT_EQ(o.at("music_metrics").at("generated_pieces"), l.at("music_metrics").at("generated_pieces")) << what;
+      EXPECT_EQ(o.at("skipped_tokens"), 0) << what;
+      ASSERT_EQ(o.at("pieces").size(), l.at("pieces").size());
+      for (size_t i = 0; i < o.at("pieces").size(); ++i) {
+        for (const char* key : {"quadrant", "seed", "tokens", "notes", "skipped_tokens", "empty", "judged_quadrant"}) {
+          EXPECT_EQ(o["pieces"][i].at(key), l["pieces"][i].at(key)) << what << ": piece " << i << " " << key;
+        }
+      }
+      EXPECT_EQ(o.at("count_per_quadrant").at("Q3"), n);
+      EXPECT_EQ(o.at("pieces_from").at("generation").at("sampling").at("guidance").get<double>(), std::stod(guidance));
+    }
+  }
+}
+
+/// The first EMOPIA clip of quadrant `q` ("Q1".."Q4").
+std::string emopia_clip(const std::string& q) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(test::emopia_midi_root())) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(q + "_", 0) == 0) names.push_back(e.path().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names.empty() ? std::string() : names.front();
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path) << text;
+}
+
+// Pieces without notes (cut short by --max-tokens, or given as bare BOS) are
+// counted per quadrant as empty_pieces and as disagreements, never judged
+// (a token judge would read only BOS Bar ... EOS). Before, they were judged
+// like music and took verdicts. A given MIDI clip is judged as kmidi predict
+// judges it; an out-of-vocabulary id counts as a skipped token.
+TEST(EvaluateGeneration, PiecesWithoutNotesAreCountedAsEmptyAndNotJudgedByATokenJudge) {
+  const Checkpoints& c = tiny_checkpoints();
+  const std::string& judge = tiny_token_judge();
+  ASSERT_FALSE(c.generator.empty());
+  ASSERT_FALSE(judge.empty());
+  const std::string dir = test::scratch_dir("cli_evalgen_empty");
+
+  // Four new tokens cannot hold a note (Bar Position Pitch Velocity Duration).
+  const Result cut = kmidi("evaluate-generation --checkpoint " + c.generator + " --judge " + judge +
+                           " --count 2 --max-tokens 4 --report " + dir + "/cut.json");
+  ASSERT_EQ(cut.code, 0) << cut.output;
+  const nlohmann::json r = nlohmann::json::parse(files::read_all(dir + "/cut.json"));
+  EXPECT_EQ(r.at("confusion").at("empty_pieces"), nlohmann::json({2, 2, 2, 2}));
+  EXPECT_EQ(r.at("confusion").at("matrix"), nlohmann::json::array({{0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}}));
+  EXPECT_EQ(r.at("agreement").at("overall").at("pieces"), 8);
+  EXPECT_EQ(r.at("agreement").at("overall").at("empty_pieces"), 8);
+  EXPECT_EQ(r.at("agreement").at("overall").at("quadrant_agreement"), 0.0);
+  EXPECT_EQ(r.at("agreement").at("Q2").at("arousal_sign_agreement"), 0.0);
+  for (const auto& p : r.at("pieces")) {
+    EXPECT_TRUE(p.at("empty").get<bool>());
+    EXPECT_TRUE(p.at("judged_quadrant").is_null());
+  }
+  EXPECT_EQ(last_json_line(cut.output).at("empty_pieces"), 8);
+
+  // Given pieces: BOS alone (empty) and a real clip per quadrant; Q1 also an unknown id.
+  const std::string pieces = dir + "/given";
+  std::vector<std::string> clips;
+  for (const char* q : {"Q1", "Q2", "Q3", "Q4"}) {
+    write_text(pieces + "/" + q + "/000.tokens.json", R"({"ids": [1], "seed": 7})");
+    clips.push_back(emopia_clip(q));
+    ASSERT_FALSE(clips.back().empty()) << q;
+    fs::copy_file(clips.back(), pieces + "/" + q + "/001.mid");
+  }
+  write_text(pieces + "/Q1/002.tokens.json", R"({"ids": [1, 100000]})");
+  const Result given = kmidi("evaluate-generation --checkpoint " + c.generator + " --judge " + judge + " --pieces " +
+                             pieces + " --report " + dir + "/given.json");
+  ASSERT_EQ(given.code, 0) << given.output;
+  const nlohmann::json g = nlohmann::json::parse(files::read_all(dir + "/given.json"));
+  EXPECT_EQ(g.at("confusion").at("empty_pieces"), nlohmann::json({2, 1, 1, 1}));
+  EXPECT_EQ(g.at("agreement").at("Q1").at("pieces"), 3);
+  EXPECT_EQ(g.at("agreement").at("Q4").at("pieces"), 2);
+  EXPECT_EQ(g.at("skipped_tokens"), 1);
+  EXPECT_EQ(g.at("count_per_quadrant"), nlohmann::json({{"Q1", 3}, {"Q2", 2}, {"Q3", 2}, {"Q4", 2}}));
+
+  // The judged clips take kmidi predict's verdicts.
+  const Result predicted = kmidi("predict --checkpoint " + judge + " --out " + dir + "/predict.jsonl " + clips[0] + " " +
+                                 clips[1] + " " + clips[2] + " " + clips[3]);
+  ASSERT_EQ(predicted.code, 0) << predicted.output;
+  std::vector<std::string> verdicts;
+  std::ifstream lines(dir + "/predict.jsonl");
+  for (std::string line; std::getline(lines, line);) verdicts.push_back(nlohmann::json::parse(line).at("quadrant"));
+  ASSERT_EQ(verdicts.size(), 4u);
+  std::vector<std::string> judged;
+  for (const auto& p : g.at("pieces")) {
+    if (!p.at("empty").get<bool>()) judged.push_back(p.at("judged_quadrant"));
+  }
+  EXPECT_EQ(judged, verdicts);
+}
+
+TEST(EvaluateGeneration, BadPiecesAreRefusedBeforeAnythingIsWritten) {
+  const Checkpoints& c = tiny_checkpoints();
+  ASSERT_FALSE(c.generator.empty());
+  const std::string dir = test::scratch_dir("cli_evalgen_bad_pieces");
+  const std::string base = "evaluate-generation --checkpoint " + c.generator + " --judge " + c.judge + " --report " +
+                           dir + "/report.json --keep-pieces " + dir + "/kept --pieces " + dir + "/given";
+  for (const char* q : {"Q1", "Q2", "Q4"}) write_text(dir + "/given/" + q + "/000.tokens.json", R"({"ids": [1]})");
+
+  const Result no_q3 = kmidi(base);
+  EXPECT_EQ(no_q3.code, 2) << no_q3.output;
+  EXPECT_NE(no_q3.output.find("--pieces " + dir + "/given: no folder Q3"), std::string::npos) << no_q3.output;
+
+  const Result with_count = kmidi(base + " --count 3");
+  EXPECT_EQ(with_count.code, 2) << with_count.output;
+  EXPECT_NE(with_count.output.find("excludes"), std::string::npos) << with_count.output;
+
+  write_text(dir + "/given/Q3/000.tokens.json", R"({"ids": [1, "x"]})");
+  const Result bad_id = kmidi(base);
+  EXPECT_EQ(bad_id.code, 3) << bad_id.output;
+  EXPECT_NE(bad_id.output.find(dir + "/given/Q3/000.tokens.json: ids[1] is \"x\""), std::string::npos) << bad_id.output;
+  EXPECT_FALSE(fs::exists(dir + "/report.json"));
+  EXPECT_FALSE(fs::exists(dir + "/kept"));
 }
 
 }  // namespace
