@@ -7,7 +7,6 @@
 #include <filesystem>
 
 #include "core/Errors.h"
-#include "datasets/TokenAugment.h"
 #include "datasets/shards/ShardReader.h"
 
 namespace fs = std::filesystem;
@@ -47,9 +46,6 @@ void TokenDatasetConfig::visit(config::Visitor& v) {
           Spec("share of labelled items shown with the neutral emotion vector, per (seed, epoch, item)")
               .min(0.0)
               .less_than(1.0));
-  v.field("transpose", transpose,
-          Spec("training transposition [lowest, highest] semitones, drawn per (seed, epoch, item); [] off"));
-  v.check(transpose_problem(transpose).empty(), "transpose", transpose_problem(transpose));
   v.field("tokens_per_batch", tokens_per_batch,
           Spec("training token budget per micro-batch (items x longest row); 0 off").non_negative());
 }
@@ -88,17 +84,30 @@ TokenShardDataset::TokenShardDataset(const TokenDatasetConfig& config, const std
                      std::to_string(config_.condition_dropout));
   }
   read_emotion_sources();
-  const int64_t row = config_.max_length + 1;  // T inputs and their T next-token targets
-  const int64_t stride = config_.stride > 0 ? config_.stride : config_.max_length;
-  for (int64_t p = 0; p < shard_->size(); ++p) {
-    const int64_t len = shard_->length(p);
-    if (len < 2) continue;  // no target at all
-    if (config_.windowing == "random_crop" || len <= row) {
-      items_.push_back(Item{p, config_.windowing == "random_crop" ? -1 : 0});
-      continue;
-    }
-    for (int64_t start = 0; start + 1 < len; start += stride) items_.push_back(Item{p, start});
+  // Items are counted per piece (8 bytes a piece, not 16 a window): memory
+  // stays far below the corpus even for windows of a large one.
+  first_item_.reserve(static_cast<size_t>(shard_->size()) + 1);
+  first_item_.push_back(0);
+  for (int64_t p = 0; p < shard_->size(); ++p) first_item_.push_back(first_item_.back() + items_of_piece(p));
+}
+
+int64_t TokenShardDataset::stride() const { return config_.stride > 0 ? config_.stride : config_.max_length; }
+
+int64_t TokenShardDataset::items_of_piece(int64_t piece) const {
+  const int64_t len = shard_->length(piece);
+  if (len < 2) return 0;  // no target at all
+  if (config_.windowing == "random_crop" || len <= config_.max_length + 1) return 1;
+  return (len - 1 + stride() - 1) / stride();  // starts 0, stride, ... below len - 1
+}
+
+TokenShardDataset::Item TokenShardDataset::item_at(size_t index) const {
+  if (index >= size()) {
+    throw UsageError("item " + std::to_string(index) + " is outside the dataset of " + std::to_string(size()));
   }
+  const auto next = std::upper_bound(first_item_.begin(), first_item_.end(), static_cast<int64_t>(index));
+  const auto piece = static_cast<int64_t>(next - first_item_.begin()) - 1;
+  if (config_.windowing == "random_crop") return Item{piece, -1};
+  return Item{piece, (static_cast<int64_t>(index) - first_item_[static_cast<size_t>(piece)]) * stride()};
 }
 
 TokenShardDataset::~TokenShardDataset() = default;
@@ -140,7 +149,7 @@ TokenShardDataset::EmotionSource TokenShardDataset::emotion_source_of(const shar
 }
 
 TokenShardDataset::EmotionSource TokenShardDataset::emotion_source(size_t index) const {
-  return sources_[static_cast<size_t>(items_.at(index).piece)];
+  return sources_[static_cast<size_t>(item_at(index).piece)];
 }
 
 bool TokenShardDataset::condition_dropped(size_t index) const {
@@ -162,29 +171,19 @@ std::pair<int64_t, int64_t> TokenShardDataset::window(const Item& item, size_t i
 }
 
 std::string TokenShardDataset::item_id(size_t index) const {
-  const Item& it = items_.at(index);
+  const Item it = item_at(index);
   return shard_->item(it.piece).source + "@" + std::to_string(window(it, index).first);
 }
 
-int64_t TokenShardDataset::item_cost(size_t index) const { return window(items_.at(index), index).second - 1; }
-
-void TokenShardDataset::transpose_row(std::vector<int32_t>& row, size_t index) const {
-  if (config_.transpose.empty()) return;
-  const TranspositionRange range{static_cast<int>(config_.transpose.at(0)), static_cast<int>(config_.transpose.at(1))};
-  if (range.off()) return;
-  const int shift = draw_transposition(range, static_cast<uint64_t>(config_.seed), epoch_.load(), index);
-  transpose_pitches(row.data(), row.size(), tokenizer_->vocab().range(tokenizer::TokenKind::kPitch), shift);
-}
+int64_t TokenShardDataset::item_cost(size_t index) const { return window(item_at(index), index).second - 1; }
 
 Batch TokenShardDataset::get_batch(const std::vector<int64_t>& indices) const {
   const int64_t b = static_cast<int64_t>(indices.size());
   std::vector<std::pair<int64_t, int64_t>> windows;
   int64_t longest = 1;
   for (int64_t i : indices) {
-    if (i < 0 || static_cast<size_t>(i) >= items_.size()) {
-      throw UsageError("item " + std::to_string(i) + " is outside the dataset of " + std::to_string(items_.size()));
-    }
-    windows.push_back(window(items_[static_cast<size_t>(i)], static_cast<size_t>(i)));
+    if (i < 0) throw UsageError("item " + std::to_string(i) + " is outside the dataset of " + std::to_string(size()));
+    windows.push_back(window(item_at(static_cast<size_t>(i)), static_cast<size_t>(i)));
     longest = std::max(longest, windows.back().second - 1);
   }
   const int64_t t = longest;
@@ -199,11 +198,10 @@ Batch TokenShardDataset::get_batch(const std::vector<int64_t>& indices) const {
   batch.indices = indices;
   std::vector<int32_t> buffer;
   for (int64_t r = 0; r < b; ++r) {
-    const Item& item = items_[static_cast<size_t>(indices[static_cast<size_t>(r)])];
+    const Item item = item_at(static_cast<size_t>(indices[static_cast<size_t>(r)]));
     const auto [start, len] = windows[static_cast<size_t>(r)];
     buffer.resize(static_cast<size_t>(len));
     shard_->read(item.piece, start, len, buffer.data());
-    transpose_row(buffer, static_cast<size_t>(indices[static_cast<size_t>(r)]));
     for (int64_t k = 0; k + 1 < len; ++k) {
       in[r][k] = buffer[static_cast<size_t>(k)];
       out[r][k] = buffer[static_cast<size_t>(k) + 1];
@@ -221,7 +219,7 @@ Batch TokenShardDataset::get_batch(const std::vector<int64_t>& indices) const {
     for (int64_t r = 0; r < b; ++r) {
       const auto index = static_cast<size_t>(indices[static_cast<size_t>(r)]);
       if (emotion_source(index) == EmotionSource::kNone || condition_dropped(index)) continue;  // neutral
-      const shards::ShardItem& it = shard_->item(items_[index].piece);
+      const shards::ShardItem& it = shard_->item(item_at(index).piece);
       e[r][0] = scale * label_or_zero(it.labels[static_cast<size_t>(valence_)].number);
       e[r][1] = scale * label_or_zero(it.labels[static_cast<size_t>(arousal_)].number);
       if (intensity_ >= 0) e[r][2] = label_or_zero(it.labels[static_cast<size_t>(intensity_)].number);

@@ -61,8 +61,6 @@ struct TokenDatasetConfig : config::Section {
   double emotion_scale = 1.0;              ///< labelled valence and arousal are multiplied by this
   double condition_dropout = 0.0;          ///< share of labelled items shown neutral, in [0, 1)
   int64_t tokens_per_batch = 0;            ///< training token budget (Dataset::tokens_per_batch); 0: off
-  /// Training transposition [lowest, highest] semitones per (seed, epoch, item); {} or {0, 0}: off (TokenAugment.h).
-  std::vector<int64_t> transpose;
   void visit(config::Visitor& v) override;
 };
 
@@ -74,7 +72,7 @@ class TokenShardDataset : public Dataset {
   TokenShardDataset(const TokenDatasetConfig& config, const std::string& split);
   ~TokenShardDataset() override;
 
-  size_t size() const override { return items_.size(); }
+  size_t size() const override { return static_cast<size_t>(first_item_.back()); }
   Batch get_batch(const std::vector<int64_t>& indices) const override;
   bool has_targets() const override { return true; }
   /// "<source path>@<first token>", e.g. "001.mid@0".
@@ -103,17 +101,19 @@ class TokenShardDataset : public Dataset {
     int64_t piece;
     int64_t start;  // windows: first token; random_crop: unused (-1)
   };
+  /// Piece and first token of item `index` (UsageError outside the dataset).
+  Item item_at(size_t index) const;
+  int64_t items_of_piece(int64_t piece) const;
+  int64_t stride() const;
   /// First token and length of the row `item` reads this epoch.
   std::pair<int64_t, int64_t> window(const Item& item, size_t index) const;
   void read_emotion_sources();
-  /// Moves the row's pitches by item `index`'s transposition this epoch (config.transpose).
-  void transpose_row(std::vector<int32_t>& row, size_t index) const;
   EmotionSource emotion_source_of(const shards::ShardItem& item, int64_t piece, int column) const;
 
   TokenDatasetConfig config_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   std::unique_ptr<shards::ShardReader> shard_;
-  std::vector<Item> items_;
+  std::vector<int64_t> first_item_;  // [pieces + 1]: index of each piece's first item
   int valence_ = -1, arousal_ = -1, intensity_ = -1;  // label columns
   std::vector<EmotionSource> sources_;                 // per piece
   mutable std::atomic<int64_t> epoch_{0};
