@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/Errors.h"
+#include "datasets/TokenAugment.h"
 #include "datasets/shards/ShardReader.h"
 
 namespace fs = std::filesystem;
@@ -46,6 +47,9 @@ void TokenDatasetConfig::visit(config::Visitor& v) {
           Spec("share of labelled items shown with the neutral emotion vector, per (seed, epoch, item)")
               .min(0.0)
               .less_than(1.0));
+  v.field("transpose", transpose,
+          Spec("training transposition [lowest, highest] semitones, drawn per (seed, epoch, item); [] off"));
+  v.check(transpose_problem(transpose).empty(), "transpose", transpose_problem(transpose));
   v.field("tokens_per_batch", tokens_per_batch,
           Spec("training token budget per micro-batch (items x longest row); 0 off").non_negative());
 }
@@ -177,6 +181,14 @@ std::string TokenShardDataset::item_id(size_t index) const {
 
 int64_t TokenShardDataset::item_cost(size_t index) const { return window(item_at(index), index).second - 1; }
 
+void TokenShardDataset::transpose_row(std::vector<int32_t>& row, size_t index) const {
+  if (config_.transpose.empty()) return;
+  const TranspositionRange range{static_cast<int>(config_.transpose.at(0)), static_cast<int>(config_.transpose.at(1))};
+  if (range.off()) return;
+  const int shift = draw_transposition(range, static_cast<uint64_t>(config_.seed), epoch_.load(), index);
+  transpose_pitches(row.data(), row.size(), tokenizer_->vocab().range(tokenizer::TokenKind::kPitch), shift);
+}
+
 Batch TokenShardDataset::get_batch(const std::vector<int64_t>& indices) const {
   const int64_t b = static_cast<int64_t>(indices.size());
   std::vector<std::pair<int64_t, int64_t>> windows;
@@ -202,6 +214,7 @@ Batch TokenShardDataset::get_batch(const std::vector<int64_t>& indices) const {
     const auto [start, len] = windows[static_cast<size_t>(r)];
     buffer.resize(static_cast<size_t>(len));
     shard_->read(item.piece, start, len, buffer.data());
+    transpose_row(buffer, static_cast<size_t>(indices[static_cast<size_t>(r)]));
     for (int64_t k = 0; k + 1 < len; ++k) {
       in[r][k] = buffer[static_cast<size_t>(k)];
       out[r][k] = buffer[static_cast<size_t>(k) + 1];

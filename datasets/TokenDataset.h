@@ -61,6 +61,8 @@ struct TokenDatasetConfig : config::Section {
   double emotion_scale = 1.0;              ///< labelled valence and arousal are multiplied by this
   double condition_dropout = 0.0;          ///< share of labelled items shown neutral, in [0, 1)
   int64_t tokens_per_batch = 0;            ///< training token budget (Dataset::tokens_per_batch); 0: off
+  /// Training transposition [lowest, highest] semitones per (seed, epoch, item); {} or {0, 0}: off (TokenAugment.h).
+  std::vector<int64_t> transpose;
   void visit(config::Visitor& v) override;
 };
 
@@ -108,6 +110,8 @@ class TokenShardDataset : public Dataset {
   /// First token and length of the row `item` reads this epoch.
   std::pair<int64_t, int64_t> window(const Item& item, size_t index) const;
   void read_emotion_sources();
+  /// Moves the row's pitches by item `index`'s transposition this epoch (config.transpose).
+  void transpose_row(std::vector<int32_t>& row, size_t index) const;
   EmotionSource emotion_source_of(const shards::ShardItem& item, int64_t piece, int column) const;
 
   TokenDatasetConfig config_;
