@@ -18,9 +18,9 @@
 # train.batch_size=64; each stage's own length is in its config.
 # Running the same command again continues where it stopped: prepared data
 # is reused and each stage resumes from its newest checkpoint (a finished
-# stage ends at once). About 25 minutes of training on the 2-core CPU in
-# bf16, train.precision auto's choice there (pre-training ~18, fine-tuning
-# ~5, judge <1), about 45 in fp32; the last line reports the training time.
+# stage ends at once). About 30 minutes of training on the 2-core CPU in
+# bf16, train.precision auto's choice there (pre-training ~8, fine-tuning
+# ~20, judge <1); the last line reports the training time.
 #
 # Environment: KMIDI_DATA_ROOT (the folder holding pop909/ and emopia/;
 # default ../shared/data beside the checkout), KMIDI_BIN (default
