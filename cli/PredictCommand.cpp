@@ -42,6 +42,7 @@
 #include "core/Files.h"
 #include "datasets/EmotionDataset.h"
 #include "datasets/corpus/FileList.h"
+#include "datasets/features/ScorePerturbation.h"
 #include "datasets/midi/MidiReader.h"
 #include "datasets/tokenizer/Tokenizer.h"
 #include "train/Checkpoint.h"
@@ -211,6 +212,9 @@ std::optional<data::EmotionClip> read_clip(const std::string& file, const Loaded
     why.reason = "no_notes";
     return std::nullopt;
   }
+  // data.normalise is part of the model's input pipeline: training applied it to every clip.
+  const std::string& normalise = loaded.config().data.normalise;
+  if (!normalise.empty()) score = features::apply_perturbations(score, features::parse_perturbations(normalise));
   data::EmotionClip clip;
   clip.id = file;
   if (loaded.tokenizer) {
