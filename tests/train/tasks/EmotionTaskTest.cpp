@@ -107,7 +107,8 @@ TEST(EmotionTask, FinalizeGivesAccuracyMacroF1AndTheConfusionMatrix) {
   // Confusion (rows true Q1..Q4, columns predicted): 10 items.
   const int matrix[4][4] = {{3, 1, 0, 0}, {0, 2, 0, 0}, {0, 0, 1, 1}, {0, 0, 1, 1}};
   MetricValues sums{{"units", 10}, {"loss_sum", 12}, {"loss_quadrant", 8}, {"loss_valence_arousal", 8},
-                    {"quadrant_correct", 7}, {"valence_correct", 9}, {"arousal_correct", 6}, {"va_squared_error", 5}};
+                    {"quadrant_correct", 7}, {"valence_correct", 9}, {"arousal_correct", 6}, {"va_squared_error", 5},
+                    {"valence_positive", 4}, {"quadrant_valence_positive", 6}};
   for (int t = 0; t < 4; ++t) {
     for (int p = 0; p < 4; ++p) sums["confusion_Q" + std::to_string(t + 1) + "_Q" + std::to_string(p + 1)] = matrix[t][p];
   }
@@ -122,6 +123,8 @@ TEST(EmotionTask, FinalizeGivesAccuracyMacroF1AndTheConfusionMatrix) {
   EXPECT_NEAR(m.at("quadrant_macro_f1"), (6.0 / 7 + 0.8 + 0.5 + 0.5) / 4, 1e-12);
   EXPECT_EQ(m.at("confusion_Q1_Q2"), 1.0);
   EXPECT_EQ(m.at("confusion_Q4_Q3"), 1.0);
+  EXPECT_DOUBLE_EQ(m.at("valence_positive_share"), 0.4);
+  EXPECT_DOUBLE_EQ(m.at("quadrant_valence_positive_share"), 0.6);
 }
 
 TEST(EmotionTask, FeatureStatisticsComeFromTheTrainSplitOnly) {
