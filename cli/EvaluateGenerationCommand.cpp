@@ -489,7 +489,9 @@ nlohmann::ordered_json run(Args& a) {
     // (and a token judge has no tokens to read); each counts as a disagreement.
     std::vector<data::EmotionClip> clips;
     for (const PieceOnDisk& piece : on_disk) {
-      if (piece.summary["skipped_tokens"].is_number()) skipped_tokens += piece.summary["skipped_tokens"].get<int64_t>();
+      // MIDI pieces have no token count (const operator[] on a missing key is undefined).
+      const auto skipped = piece.summary.find("skipped_tokens");
+      if (skipped != piece.summary.end() && skipped->is_number()) skipped_tokens += skipped->get<int64_t>();
       generated_all.add(piece.score);
       generated_by_quadrant[static_cast<size_t>(q)].add(piece.score);
       if (piece.score.notes.empty()) continue;
