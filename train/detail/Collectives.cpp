@@ -427,11 +427,18 @@ void Collectives::name_lost_peer(const std::string& what, const std::string& err
   // its reason beats "it has ended". A glance at the store, then /proc.
   const StoreView glance = look_at_store(milliseconds(0));
   if (!glance.abort_reasons.empty()) fail_now(glance.abort_reasons + cause);
-  std::vector<std::string> named;
-  for (const auto& [r, description] : peers_.lost(/*count_stopped=*/false)) {
-    if (std::find(glance.exited.begin(), glance.exited.end(), r) == glance.exited.end()) named.push_back(description);
+  // A killed peer's sockets close while the kernel is still tearing it down,
+  // so /proc may show it running for a moment: look again for a short while.
+  const auto settled = steady_clock::now() + milliseconds(500);
+  for (;;) {
+    std::vector<std::string> named;
+    for (const auto& [r, description] : peers_.lost(/*count_stopped=*/false)) {
+      if (std::find(glance.exited.begin(), glance.exited.end(), r) == glance.exited.end()) named.push_back(description);
+    }
+    if (!named.empty()) fail_now(strings::join(named, "; ") + cause);
+    if (!peers_.has_local_peers() || steady_clock::now() >= settled) break;
+    std::this_thread::sleep_for(milliseconds(20));
   }
-  if (!named.empty()) fail_now(strings::join(named, "; ") + cause);
   // A peer on another machine: its heartbeat stops moving.
   const auto window = 2 * timings_.heartbeat_interval + milliseconds(500);
   const StoreView view = look_at_store(window);

@@ -47,6 +47,8 @@ class PeerProcesses {
   /// stopped), described for messages: "rank 1 (pid 123 on this machine) has
   /// ended". Reads /proc only; never the store.
   std::vector<std::pair<int, std::string>> lost(bool count_stopped) const;
+  /// Whether other ranks run on this machine (only they can be seen in /proc).
+  bool has_local_peers() const { return !peers_.empty(); }
 
   static PeerProcessState state_of(const ProcessIdentity& identity);
 
