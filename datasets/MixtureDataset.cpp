@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/Errors.h"
+#include "core/SplitMix64.h"
 #include "datasets/TokenDataset.h"
 
 namespace fs = std::filesystem;
@@ -19,12 +20,7 @@ namespace {
 class Generator {
  public:
   explicit Generator(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
+  uint64_t next() { return random::splitmix64_finalise(state_ += random::kSplitMixGolden); }
   /// Uniform in [0, bound) by rejection (no modulo bias).
   uint64_t below(uint64_t bound) {
     const uint64_t limit = ~uint64_t{0} - (~uint64_t{0} % bound);

@@ -3,17 +3,14 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/SplitMix64.h"
+
 namespace kmidi::data {
 namespace {
 
 constexpr uint64_t kTranspositionSalt = 0x7A5E0F1C2B3D4E59ull;
 
-uint64_t mix(uint64_t x) {  // splitmix64's finaliser
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+using random::splitmix64;
 
 }  // namespace
 
@@ -27,7 +24,7 @@ std::string transpose_problem(const std::vector<int64_t>& range) {
 
 int draw_transposition(const TranspositionRange& range, uint64_t seed, int64_t epoch, uint64_t index) {
   if (range.highest <= range.lowest) return range.lowest;
-  const uint64_t h = mix(mix(seed ^ kTranspositionSalt) ^ mix(static_cast<uint64_t>(epoch) + 1) ^ index);
+  const uint64_t h = splitmix64(splitmix64(seed ^ kTranspositionSalt) ^ splitmix64(static_cast<uint64_t>(epoch) + 1) ^ index);
   const auto choices = static_cast<uint64_t>(range.highest - range.lowest + 1);
   return range.lowest + static_cast<int>(h % choices);
 }

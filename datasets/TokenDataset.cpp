@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/Errors.h"
+#include "core/SplitMix64.h"
 #include "datasets/TokenAugment.h"
 #include "datasets/shards/ShardReader.h"
 
@@ -17,13 +18,7 @@ namespace {
 
 constexpr int64_t kEmotionSize = 64;
 
-/// SplitMix64: a well-mixed 64-bit hash for per-item, per-epoch crops.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+using random::splitmix64;
 
 float label_or_zero(double v) { return std::isfinite(v) ? static_cast<float>(v) : 0.0f; }
 
@@ -158,8 +153,8 @@ TokenShardDataset::EmotionSource TokenShardDataset::emotion_source(size_t index)
 
 bool TokenShardDataset::condition_dropped(size_t index) const {
   if (config_.condition_dropout <= 0 || emotion_source(index) == EmotionSource::kNone) return false;
-  const uint64_t h = mix(mix(static_cast<uint64_t>(config_.seed) ^ kConditionDropoutSalt) ^
-                         mix(static_cast<uint64_t>(epoch_.load()) + 1) ^ static_cast<uint64_t>(index));
+  const uint64_t h = splitmix64(splitmix64(static_cast<uint64_t>(config_.seed) ^ kConditionDropoutSalt) ^
+                         splitmix64(static_cast<uint64_t>(epoch_.load()) + 1) ^ static_cast<uint64_t>(index));
   const double u = static_cast<double>(h >> 11) * 0x1.0p-53;  // uniform in [0, 1)
   return u < config_.condition_dropout;
 }
@@ -169,7 +164,7 @@ std::pair<int64_t, int64_t> TokenShardDataset::window(const Item& item, size_t i
   const int64_t row = config_.max_length + 1;
   if (item.start >= 0) return {item.start, std::min(row, len - item.start)};
   if (len <= row) return {0, len};
-  const uint64_t h = mix(mix(static_cast<uint64_t>(config_.seed)) ^ mix(static_cast<uint64_t>(epoch_.load()) + 1) ^
+  const uint64_t h = splitmix64(splitmix64(static_cast<uint64_t>(config_.seed)) ^ splitmix64(static_cast<uint64_t>(epoch_.load()) + 1) ^
                          static_cast<uint64_t>(index));
   return {static_cast<int64_t>(h % static_cast<uint64_t>(len - row + 1)), row};
 }

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include "core/SplitMix64.h"
 #include "core/TorchCompat.h"
 
 #include <algorithm>
@@ -18,11 +19,7 @@ namespace kmidi::models {
 
 namespace {
 
-uint64_t splitmix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+using random::splitmix64_finalise;
 
 uint64_t draw_cpu_seed() {
   auto gen = at::detail::getDefaultCPUGenerator();
@@ -43,7 +40,7 @@ at::Tensor dropout_mask(const at::Tensor& x, double p) {
     const auto kept = static_cast<scalar_t>(scale), dropped = static_cast<scalar_t>(0);
     at::parallel_for(0, words, 2048, [&](int64_t begin, int64_t end) {
       for (int64_t w = begin; w < end; ++w) {
-        const uint64_t h = splitmix64(seed + static_cast<uint64_t>(w + 1) * 0x9E3779B97F4A7C15ull);
+        const uint64_t h = splitmix64_finalise(seed + static_cast<uint64_t>(w + 1) * random::kSplitMixGolden);
         const int64_t first = 4 * w, lanes = std::min<int64_t>(4, n - first);
         for (int64_t lane = 0; lane < lanes; ++lane) {
           out[first + lane] = ((h >> (16 * lane)) & 0xFFFF) < threshold ? dropped : kept;

@@ -6,15 +6,11 @@
 #include <string>
 
 #include "core/Errors.h"
+#include "core/SplitMix64.h"
 
 namespace kmidi::train {
 
-uint64_t SplitMix64::next() {
-  uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+uint64_t SplitMix64::next() { return random::splitmix64_finalise(state_ += random::kSplitMixGolden); }
 
 uint64_t SplitMix64::below(uint64_t bound) {
   // Lemire, "Fast Random Integer Generation in an Interval" (2019).

@@ -3,23 +3,20 @@
 #include <cmath>
 #include <string>
 
+#include "core/SplitMix64.h"
+
 namespace kmidi::features {
 namespace {
 
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
+using random::splitmix64;
 
 /// A counter-based stream of uniforms: the k-th draw depends only on
 /// (seed, epoch, index, k), never on the order clips are visited in.
 class Draws {
  public:
   Draws(uint64_t seed, int64_t epoch, int64_t index)
-      : state_(mix(mix(seed ^ 0x5CA1AB1Eull) ^ mix(static_cast<uint64_t>(epoch) + 1) ^ static_cast<uint64_t>(index))) {}
-  double uniform() { return static_cast<double>(mix(state_ + ++count_) >> 11) * 0x1.0p-53; }  // [0, 1)
+      : state_(splitmix64(splitmix64(seed ^ 0x5CA1AB1Eull) ^ splitmix64(static_cast<uint64_t>(epoch) + 1) ^ static_cast<uint64_t>(index))) {}
+  double uniform() { return static_cast<double>(splitmix64(state_ + ++count_) >> 11) * 0x1.0p-53; }  // [0, 1)
   double between(double lo, double hi) { return lo + (hi - lo) * uniform(); }
   double log_between(double lo, double hi) { return std::exp(between(std::log(lo), std::log(hi))); }
   int64_t integer(int64_t lo, int64_t hi) {  // lo..hi inclusive
