@@ -5,6 +5,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -70,12 +71,40 @@ double entropy(const double* p, size_t n) {
   return h;
 }
 
+
 /// Notes starting on one tick.
 struct Onset {
   int64_t tick;
   double beat, seconds;
   int lowest, highest;
   std::vector<int> pitches;
+};
+
+/// Writes values through the slices of EmotionFeatureLayout.h: a slice used
+/// with the wrong number of values does not compile.
+class FeatureWriter {
+ public:
+  explicit FeatureWriter(EmotionFeatures& f) : f_(f) {}
+
+  template <const EmotionFeatureSlice& S>
+  void value(double v) {
+    static_assert(S.count == 1, "value() writes a one-value slice");
+    f_[S.first] = static_cast<float>(v);
+  }
+  /// Counts as shares of their sum (all zeros when it is 0).
+  template <const EmotionFeatureSlice& S, size_t N>
+  void shares(const std::array<double, N>& counts) {
+    static_assert(S.count == N, "shares() needs one count per value of the slice");
+    normalise_into(counts, &f_[S.first]);
+  }
+  template <const EmotionFeatureSlice& S>
+  void one_hot(size_t k) {
+    if (k >= S.count) throw std::logic_error(std::string("one_hot: value ") + std::to_string(k) + " outside slice " + S.name);
+    f_[S.first + k] = 1.0f;
+  }
+
+ private:
+  EmotionFeatures& f_;
 };
 
 }  // namespace
@@ -96,128 +125,104 @@ KeyEstimate estimate_key(const std::array<double, 12>& histogram) {
   return best;
 }
 
-const std::array<const char*, kEmotionFeatureSize>& emotion_feature_names() {
-  static const std::vector<std::string> storage = [] {
-    std::vector<std::string> n;
-    auto series = [&](const std::string& stem, int count) {
-      for (int i = 0; i < count; ++i) n.push_back(stem + std::to_string(i));
-    };
-    auto names = [&](std::initializer_list<const char*> list) { n.insert(n.end(), list.begin(), list.end()); };
-    series("pc_hist_", 12);
-    series("pc_hist_tonic_", 12);
-    names({"major_corr", "minor_corr", "mode", "pitch_mean", "pitch_std", "pitch_min", "pitch_max", "pitch_range",
-           "top_voice_mean", "bass_mean", "register_low", "register_mid", "register_high"});
-    series("melodic_interval_", 13);
-    names({"melodic_interval_mean", "melodic_up", "melodic_down", "melodic_repeat"});
-    series("harmonic_ic_", 7);
-    names({"consonance", "notes_per_s", "notes_per_beat", "onsets_per_s", "onsets_per_beat", "ioi_mean_s",
-           "ioi_std_s", "ioi_median_s", "ioi_mean_beats", "ioi_std_beats", "ioi_cv", "onset_on_beat", "onset_on_8th",
-           "onset_on_16th", "onset_off_grid", "duration_mean_s", "duration_std_s", "duration_mean_beats", "staccato",
-           "legato", "velocity_mean", "velocity_std", "velocity_min", "velocity_max"});
-    series("velocity_hist_", 8);
-    names({"velocity_slope", "accents", "polyphony_mean", "polyphony_max", "silence", "tempo_mean", "tempo_std",
-           "tempo_min", "tempo_max", "tempo_changes", "ts_2_4", "ts_3_4", "ts_4_4", "ts_6_8", "ts_other",
-           "pedal_down", "pedal_presses", "pc_entropy", "pitch_entropy", "pcs_per_bar", "drum_share", "programs",
-           "duration"});
-    series("top_voice_pc_tonic_", 12);
-    return n;
-  }();
-  static const std::array<const char*, kEmotionFeatureSize> pointers = [] {
-    std::array<const char*, kEmotionFeatureSize> p{};
-    for (size_t i = 0; i < kEmotionFeatureSize; ++i) p[i] = storage.at(i).c_str();
-    return p;
-  }();
-  return pointers;
-}
+namespace {
 
-EmotionFeatures emotion_features(const midi::Score& score) {
-  EmotionFeatures f{};
+using namespace emotion_slice;
+
+/// Pitched notes (channel 10 excluded), in the score's order (by start tick).
+struct NoteGroups {
   std::vector<const midi::Note*> pitched;
   size_t drums = 0;
-  std::set<int> programs;
+  std::set<int> programs;  ///< of pitched notes
+};
+
+NoteGroups group_notes(const midi::Score& score) {
+  NoteGroups g;
   for (const auto& n : score.notes) {
     if (n.is_drum()) {
-      ++drums;
+      ++g.drums;
     } else {
-      pitched.push_back(&n);
-      programs.insert(n.program);
+      g.pitched.push_back(&n);
+      g.programs.insert(n.program);
     }
   }
-  const double duration_s = score.duration_seconds();
+  return g;
+}
 
-  // Tempo, time signatures and duration apply to every score, even an empty one.
-  {
-    double weighted = 0, total = 0, lo = 1e9, hi = 0;
-    std::vector<double> bpms;
-    for (size_t i = 0; i < score.tempos.size(); ++i) {
-      const auto& t = score.tempos[i];
-      const double end = i + 1 < score.tempos.size() ? score.tempos[i + 1].seconds : duration_s;
-      const double span = std::max(0.0, end - t.seconds);
-      if (span <= 0 && i + 1 < score.tempos.size()) continue;
-      weighted += t.bpm() * span;
-      total += span;
-      bpms.push_back(t.bpm());
-      lo = std::min(lo, t.bpm());
-      hi = std::max(hi, t.bpm());
-    }
-    const double tempo = total > 0 ? weighted / total : (bpms.empty() ? 120.0 : bpms.front());
-    f[98] = static_cast<float>(clip01(tempo / 200.0));
-    f[99] = static_cast<float>(clip01(stddev(bpms) / 50.0));
-    f[100] = static_cast<float>(clip01((bpms.empty() ? 120.0 : lo) / 200.0));
-    f[101] = static_cast<float>(clip01((bpms.empty() ? 120.0 : hi) / 200.0));
-    const double changes = score.tempos.empty() ? 0.0 : static_cast<double>(score.tempos.size() - 1);
-    f[102] = static_cast<float>(duration_s > 0 ? clip01(changes / (duration_s / 60.0) / 10.0) : 0.0);
-
-    std::map<std::pair<int, int>, double> by_signature;
-    if (score.time_signatures.empty()) {
-      by_signature[{4, 4}] = std::max(duration_s, 1.0);
-    }
-    for (size_t i = 0; i < score.time_signatures.size(); ++i) {
-      const auto& ts = score.time_signatures[i];
-      const double start = score.seconds_at(ts.tick);
-      const double end = i + 1 < score.time_signatures.size() ? score.seconds_at(score.time_signatures[i + 1].tick)
-                                                             : duration_s;
-      by_signature[{ts.numerator, ts.denominator}] += std::max(end - start, 1e-9);
-    }
-    const auto dominant = std::max_element(by_signature.begin(), by_signature.end(),
-                                           [](const auto& a, const auto& b) { return a.second < b.second; })->first;
-    const int slot = dominant == std::make_pair(2, 4) ? 0 : dominant == std::make_pair(3, 4) ? 1
-                   : dominant == std::make_pair(4, 4) ? 2 : dominant == std::make_pair(6, 8) ? 3 : 4;
-    f[103 + static_cast<size_t>(slot)] = 1.0f;
-    f[115] = static_cast<float>(clip01(duration_s / 600.0));
+void write_tempo(const midi::Score& score, double duration_s, FeatureWriter& w) {
+  double weighted = 0, total = 0, lo = 1e9, hi = 0;
+  std::vector<double> bpms;
+  for (size_t i = 0; i < score.tempos.size(); ++i) {
+    const auto& t = score.tempos[i];
+    const double end = i + 1 < score.tempos.size() ? score.tempos[i + 1].seconds : duration_s;
+    const double span = std::max(0.0, end - t.seconds);
+    if (span <= 0 && i + 1 < score.tempos.size()) continue;
+    weighted += t.bpm() * span;
+    total += span;
+    bpms.push_back(t.bpm());
+    lo = std::min(lo, t.bpm());
+    hi = std::max(hi, t.bpm());
   }
+  const double tempo = total > 0 ? weighted / total : (bpms.empty() ? 120.0 : bpms.front());
+  w.value<kTempoMean>(clip01(tempo / 200.0));
+  w.value<kTempoStd>(clip01(stddev(bpms) / 50.0));
+  w.value<kTempoMin>(clip01((bpms.empty() ? 120.0 : lo) / 200.0));
+  w.value<kTempoMax>(clip01((bpms.empty() ? 120.0 : hi) / 200.0));
+  const double changes = score.tempos.empty() ? 0.0 : static_cast<double>(score.tempos.size() - 1);
+  w.value<kTempoChanges>(duration_s > 0 ? clip01(changes / (duration_s / 60.0) / 10.0) : 0.0);
+}
 
-  // Sustain pedal: down while any channel holds CC64 >= 64.
-  {
-    std::vector<const midi::ControlChange*> pedal;
-    for (const auto& c : score.controls) {
-      if (c.controller == 64) pedal.push_back(&c);
-    }
-    std::sort(pedal.begin(), pedal.end(), [](auto* a, auto* b) { return a->tick < b->tick; });
-    std::array<bool, 16> down{};
-    int down_count = 0, presses = 0;
-    double down_time = 0, since = 0;
-    for (const auto* c : pedal) {
-      const bool is_down = c->value >= 64;
-      bool& state = down[static_cast<size_t>(c->channel & 15)];
-      if (is_down == state) continue;
-      if (down_count > 0) down_time += c->seconds - since;
-      since = c->seconds;
-      state = is_down;
-      down_count += is_down ? 1 : -1;
-      if (is_down) ++presses;
-    }
-    if (down_count > 0) down_time += std::max(0.0, duration_s - since);
-    f[108] = static_cast<float>(duration_s > 0 ? clip01(down_time / duration_s) : 0.0);
-    f[109] = static_cast<float>(duration_s > 0 ? clip01(presses / (duration_s / 60.0) / 30.0) : 0.0);
+/// The one-hot slot of the signature that lasts longest (4/4 without any).
+void write_time_signature(const midi::Score& score, double duration_s, FeatureWriter& w) {
+  std::map<std::pair<int, int>, double> by_signature;
+  if (score.time_signatures.empty()) by_signature[{4, 4}] = std::max(duration_s, 1.0);
+  for (size_t i = 0; i < score.time_signatures.size(); ++i) {
+    const auto& ts = score.time_signatures[i];
+    const double start = score.seconds_at(ts.tick);
+    const double end = i + 1 < score.time_signatures.size() ? score.seconds_at(score.time_signatures[i + 1].tick)
+                                                           : duration_s;
+    by_signature[{ts.numerator, ts.denominator}] += std::max(end - start, 1e-9);
   }
+  const auto dominant = std::max_element(by_signature.begin(), by_signature.end(),
+                                         [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+  const int slot = dominant == std::make_pair(2, 4) ? 0 : dominant == std::make_pair(3, 4) ? 1
+                 : dominant == std::make_pair(4, 4) ? 2 : dominant == std::make_pair(6, 8) ? 3 : 4;
+  w.one_hot<kTimeSignature>(static_cast<size_t>(slot));
+}
 
-  const size_t total_notes = pitched.size() + drums;
-  f[113] = total_notes ? static_cast<float>(static_cast<double>(drums) / static_cast<double>(total_notes)) : 0.0f;
-  f[114] = static_cast<float>(clip01(static_cast<double>(programs.size()) / 16.0));
-  if (pitched.empty()) return f;
+/// Sustain pedal: down while any channel holds CC64 >= 64.
+void write_pedal(const midi::Score& score, double duration_s, FeatureWriter& w) {
+  std::vector<const midi::ControlChange*> pedal;
+  for (const auto& c : score.controls) {
+    if (c.controller == 64) pedal.push_back(&c);
+  }
+  std::sort(pedal.begin(), pedal.end(), [](auto* a, auto* b) { return a->tick < b->tick; });
+  std::array<bool, 16> down{};
+  int down_count = 0, presses = 0;
+  double down_time = 0, since = 0;
+  for (const auto* c : pedal) {
+    const bool is_down = c->value >= 64;
+    bool& state = down[static_cast<size_t>(c->channel & 15)];
+    if (is_down == state) continue;
+    if (down_count > 0) down_time += c->seconds - since;
+    since = c->seconds;
+    state = is_down;
+    down_count += is_down ? 1 : -1;
+    if (is_down) ++presses;
+  }
+  if (down_count > 0) down_time += std::max(0.0, duration_s - since);
+  w.value<kPedalDown>(duration_s > 0 ? clip01(down_time / duration_s) : 0.0);
+  w.value<kPedalPresses>(duration_s > 0 ? clip01(presses / (duration_s / 60.0) / 30.0) : 0.0);
+}
 
-  // Pitch classes, key, register.
+void write_instrumentation(const NoteGroups& notes, FeatureWriter& w) {
+  const size_t total_notes = notes.pitched.size() + notes.drums;
+  w.value<kDrumShare>(total_notes ? static_cast<double>(notes.drums) / static_cast<double>(total_notes) : 0.0);
+  w.value<kPrograms>(clip01(static_cast<double>(notes.programs.size()) / 16.0));
+}
+
+/// Pitch classes, key, register and pitch entropy; returns the key estimate.
+KeyEstimate write_pitch(const std::vector<const midi::Note*>& pitched, FeatureWriter& w) {
   std::array<double, 12> pc{};
   std::array<double, 128> pitch_hist{};
   std::vector<double> pitches;
@@ -229,27 +234,30 @@ EmotionFeatures emotion_features(const midi::Score& score) {
     pitches.push_back(n->pitch);
     reg[n->pitch < 48 ? 0 : n->pitch < 72 ? 1 : 2] += 1;
   }
-  normalise_into(pc, &f[0]);
+  w.shares<kPitchClasses>(pc);
   const KeyEstimate key = estimate_key(pc);
   std::array<double, 12> pc_tonic{};
   for (int i = 0; i < 12; ++i) pc_tonic[static_cast<size_t>(i)] = pc[static_cast<size_t>((i + key.tonic) % 12)];
-  normalise_into(pc_tonic, &f[12]);
-  f[24] = static_cast<float>(key.major_correlation);
-  f[25] = static_cast<float>(key.minor_correlation);
-  f[26] = static_cast<float>(key.major_correlation - key.minor_correlation);
+  w.shares<kPitchClassesFromTonic>(pc_tonic);
+  w.value<kMajorCorrelation>(key.major_correlation);
+  w.value<kMinorCorrelation>(key.minor_correlation);
+  w.value<kMode>(key.major_correlation - key.minor_correlation);
   const auto [lo_it, hi_it] = std::minmax_element(pitches.begin(), pitches.end());
-  f[27] = static_cast<float>(mean(pitches) / 127.0);
-  f[28] = static_cast<float>(clip01(stddev(pitches) / 24.0));
-  f[29] = static_cast<float>(*lo_it / 127.0);
-  f[30] = static_cast<float>(*hi_it / 127.0);
-  f[31] = static_cast<float>(clip01((*hi_it - *lo_it) / 88.0));
-  normalise_into(reg, &f[34]);
-  f[110] = static_cast<float>(entropy(pc.data(), 12) / std::log2(12.0));
-  f[111] = static_cast<float>(clip01(entropy(pitch_hist.data(), 128) / std::log2(88.0)));
+  w.value<kPitchMean>(mean(pitches) / 127.0);
+  w.value<kPitchStd>(clip01(stddev(pitches) / 24.0));
+  w.value<kPitchMin>(*lo_it / 127.0);
+  w.value<kPitchMax>(*hi_it / 127.0);
+  w.value<kPitchRange>(clip01((*hi_it - *lo_it) / 88.0));
+  w.shares<kRegister>(reg);
+  w.value<kPitchClassEntropy>(entropy(pc.data(), 12) / std::log2(12.0));
+  w.value<kPitchEntropy>(clip01(entropy(pitch_hist.data(), 128) / std::log2(88.0)));
+  return key;
+}
 
-  // Onsets (pitched notes sharing a start tick), top voice and bass.
+/// Pitched notes grouped by start tick (the notes are sorted by it).
+std::vector<Onset> onsets_of(const std::vector<const midi::Note*>& pitched) {
   std::vector<Onset> onsets;
-  for (const auto* n : pitched) {  // notes are sorted by start tick
+  for (const auto* n : pitched) {
     if (onsets.empty() || onsets.back().tick != n->start_tick) {
       onsets.push_back(Onset{n->start_tick, n->start_beat, n->start_s, n->pitch, n->pitch, {}});
     }
@@ -258,17 +266,11 @@ EmotionFeatures emotion_features(const midi::Score& score) {
     o.highest = std::max(o.highest, n->pitch);
     o.pitches.push_back(n->pitch);
   }
-  std::vector<double> top, bass;
-  std::array<double, 12> top_pc{};
-  for (const auto& o : onsets) {
-    top.push_back(o.highest);
-    bass.push_back(o.lowest);
-    top_pc[static_cast<size_t>((o.highest - key.tonic + 120) % 12)] += 1;
-  }
-  f[32] = static_cast<float>(mean(top) / 127.0);
-  f[33] = static_cast<float>(mean(bass) / 127.0);
-  normalise_into(top_pc, &f[116]);
+  return onsets;
+}
 
+/// Intervals between consecutive top-voice pitches.
+void write_melody(const std::vector<double>& top, FeatureWriter& w) {
   std::array<double, 13> intervals{};
   double abs_sum = 0, up = 0, down = 0, same = 0;
   for (size_t i = 1; i < top.size(); ++i) {
@@ -277,15 +279,33 @@ EmotionFeatures emotion_features(const midi::Score& score) {
     abs_sum += std::abs(d);
     (d > 0 ? up : d < 0 ? down : same) += 1;
   }
-  normalise_into(intervals, &f[37]);
+  w.shares<kMelodicIntervals>(intervals);
   const double steps = static_cast<double>(top.size() > 1 ? top.size() - 1 : 0);
   if (steps > 0) {
-    f[50] = static_cast<float>(clip01(abs_sum / steps / 12.0));
-    f[51] = static_cast<float>(up / steps);
-    f[52] = static_cast<float>(down / steps);
-    f[53] = static_cast<float>(same / steps);
+    w.value<kMelodicIntervalMean>(clip01(abs_sum / steps / 12.0));
+    w.value<kMelodicUp>(up / steps);
+    w.value<kMelodicDown>(down / steps);
+    w.value<kMelodicRepeat>(same / steps);
   }
+}
 
+/// Top voice (highest note of each onset) and bass (lowest).
+void write_voices(const std::vector<Onset>& onsets, const KeyEstimate& key, FeatureWriter& w) {
+  std::vector<double> top, bass;
+  std::array<double, 12> top_pc{};
+  for (const auto& o : onsets) {
+    top.push_back(o.highest);
+    bass.push_back(o.lowest);
+    top_pc[static_cast<size_t>((o.highest - key.tonic + 120) % 12)] += 1;
+  }
+  w.value<kTopVoiceMean>(mean(top) / 127.0);
+  w.value<kBassMean>(mean(bass) / 127.0);
+  w.shares<kTopVoicePitchClassesFromTonic>(top_pc);
+  write_melody(top, w);
+}
+
+/// Interval classes of the note pairs of each onset.
+void write_harmony(const std::vector<Onset>& onsets, FeatureWriter& w) {
   std::array<double, 7> ic{};
   for (const auto& o : onsets) {
     for (size_t a = 0; a < o.pitches.size(); ++a) {
@@ -295,28 +315,31 @@ EmotionFeatures emotion_features(const midi::Score& score) {
       }
     }
   }
-  normalise_into(ic, &f[54]);
+  w.shares<kHarmonicIntervals>(ic);
   const double pairs = std::accumulate(ic.begin(), ic.end(), 0.0);
-  f[61] = pairs > 0 ? static_cast<float>((ic[0] + ic[3] + ic[4] + ic[5]) / pairs) : 0.0f;
+  w.value<kConsonance>(pairs > 0 ? (ic[0] + ic[3] + ic[4] + ic[5]) / pairs : 0.0);
+}
 
-  // Rhythm: density, inter-onset intervals, metric positions.
+/// Note and onset density, inter-onset intervals, metric positions.
+void write_rhythm(const midi::Score& score, size_t pitched_notes, const std::vector<Onset>& onsets, double duration_s,
+                  FeatureWriter& w) {
   const double span_s = std::max(duration_s, 1e-6);
   const double span_beats = std::max(score.beats_at(score.end_tick), 1e-6);
-  f[62] = static_cast<float>(clip01(static_cast<double>(pitched.size()) / span_s / 20.0));
-  f[63] = static_cast<float>(clip01(static_cast<double>(pitched.size()) / span_beats / 8.0));
-  f[64] = static_cast<float>(clip01(static_cast<double>(onsets.size()) / span_s / 10.0));
-  f[65] = static_cast<float>(clip01(static_cast<double>(onsets.size()) / span_beats / 4.0));
+  w.value<kNotesPerSecond>(clip01(static_cast<double>(pitched_notes) / span_s / 20.0));
+  w.value<kNotesPerBeat>(clip01(static_cast<double>(pitched_notes) / span_beats / 8.0));
+  w.value<kOnsetsPerSecond>(clip01(static_cast<double>(onsets.size()) / span_s / 10.0));
+  w.value<kOnsetsPerBeat>(clip01(static_cast<double>(onsets.size()) / span_beats / 4.0));
   std::vector<double> ioi_s, ioi_beats;
   for (size_t i = 1; i < onsets.size(); ++i) {
     ioi_s.push_back(onsets[i].seconds - onsets[i - 1].seconds);
     ioi_beats.push_back(onsets[i].beat - onsets[i - 1].beat);
   }
-  f[66] = static_cast<float>(clip01(mean(ioi_s)));
-  f[67] = static_cast<float>(clip01(stddev(ioi_s)));
-  f[68] = static_cast<float>(clip01(median(ioi_s)));
-  f[69] = static_cast<float>(clip01(mean(ioi_beats) / 2.0));
-  f[70] = static_cast<float>(clip01(stddev(ioi_beats) / 2.0));
-  f[71] = static_cast<float>(mean(ioi_s) > 0 ? clip01(stddev(ioi_s) / mean(ioi_s) / 2.0) : 0.0);
+  w.value<kIoiMeanSeconds>(clip01(mean(ioi_s)));
+  w.value<kIoiStdSeconds>(clip01(stddev(ioi_s)));
+  w.value<kIoiMedianSeconds>(clip01(median(ioi_s)));
+  w.value<kIoiMeanBeats>(clip01(mean(ioi_beats) / 2.0));
+  w.value<kIoiStdBeats>(clip01(stddev(ioi_beats) / 2.0));
+  w.value<kIoiVariation>(mean(ioi_s) > 0 ? clip01(stddev(ioi_s) / mean(ioi_s) / 2.0) : 0.0);
   std::array<double, 4> metric{};
   constexpr double kTolerance = 1.0 / 24.0;
   for (const auto& o : onsets) {
@@ -327,93 +350,125 @@ EmotionFeatures emotion_features(const midi::Score& score) {
     else if (near(0.25) || near(0.75)) metric[2] += 1;
     else metric[3] += 1;
   }
-  normalise_into(metric, &f[72]);
+  w.shares<kOnsetPositions>(metric);
+}
 
-  // Durations and dynamics.
-  std::vector<double> dur_s, dur_beats, velocities, times;
+void write_durations(const std::vector<const midi::Note*>& pitched, FeatureWriter& w) {
+  std::vector<double> dur_s, dur_beats;
   double staccato = 0, legato = 0;
-  std::array<double, 8> vel_hist{};
   for (const auto* n : pitched) {
     dur_s.push_back(n->end_s - n->start_s);
     const double beats = n->end_beat - n->start_beat;
     dur_beats.push_back(beats);
     staccato += beats < 0.25;
     legato += beats >= 1.0;
+  }
+  const double count = static_cast<double>(pitched.size());
+  w.value<kDurationMeanSeconds>(clip01(mean(dur_s) / 2.0));
+  w.value<kDurationStdSeconds>(clip01(stddev(dur_s) / 2.0));
+  w.value<kDurationMeanBeats>(clip01(mean(dur_beats) / 4.0));
+  w.value<kStaccato>(staccato / count);
+  w.value<kLegato>(legato / count);
+}
+
+/// Velocities: level, spread, histogram, slope over time, accents.
+void write_dynamics(const std::vector<const midi::Note*>& pitched, FeatureWriter& w) {
+  std::vector<double> velocities, times;
+  std::array<double, 8> vel_hist{};
+  for (const auto* n : pitched) {
     velocities.push_back(n->velocity);
     times.push_back(n->start_s);
     vel_hist[static_cast<size_t>(std::min(n->velocity / 16, 7))] += 1;
   }
-  const double count = static_cast<double>(pitched.size());
-  f[76] = static_cast<float>(clip01(mean(dur_s) / 2.0));
-  f[77] = static_cast<float>(clip01(stddev(dur_s) / 2.0));
-  f[78] = static_cast<float>(clip01(mean(dur_beats) / 4.0));
-  f[79] = static_cast<float>(staccato / count);
-  f[80] = static_cast<float>(legato / count);
   const double vmean = mean(velocities), vstd = stddev(velocities);
-  f[81] = static_cast<float>(vmean / 127.0);
-  f[82] = static_cast<float>(clip01(vstd / 64.0));
-  f[83] = static_cast<float>(*std::min_element(velocities.begin(), velocities.end()) / 127.0);
-  f[84] = static_cast<float>(*std::max_element(velocities.begin(), velocities.end()) / 127.0);
-  normalise_into(vel_hist, &f[85]);
-  {
-    const double tm = mean(times);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < times.size(); ++i) {
-      num += (times[i] - tm) * (velocities[i] - vmean);
-      den += (times[i] - tm) * (times[i] - tm);
-    }
-    f[93] = static_cast<float>(den > 0 ? clip(num / den * 60.0 / 127.0, -1.0, 1.0) : 0.0);
+  w.value<kVelocityMean>(vmean / 127.0);
+  w.value<kVelocityStd>(clip01(vstd / 64.0));
+  w.value<kVelocityMin>(*std::min_element(velocities.begin(), velocities.end()) / 127.0);
+  w.value<kVelocityMax>(*std::max_element(velocities.begin(), velocities.end()) / 127.0);
+  w.shares<kVelocities>(vel_hist);
+  const double tm = mean(times);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < times.size(); ++i) {
+    num += (times[i] - tm) * (velocities[i] - vmean);
+    den += (times[i] - tm) * (times[i] - tm);
   }
+  w.value<kVelocitySlope>(den > 0 ? clip(num / den * 60.0 / 127.0, -1.0, 1.0) : 0.0);
   double accents = 0;
   for (double v : velocities) accents += v > vmean + vstd;
-  f[94] = static_cast<float>(accents / count);
+  w.value<kAccents>(accents / static_cast<double>(pitched.size()));
+}
 
-  // Texture: polyphony over time and silence.
-  {
-    std::vector<std::pair<double, int>> events;
-    for (const auto* n : pitched) {
-      events.emplace_back(n->start_s, +1);
-      events.emplace_back(std::max(n->end_s, n->start_s), -1);
-    }
-    std::sort(events.begin(), events.end());  // releases (-1) before onsets at equal times
-    int active = 0, max_active = 0;
-    double sounding = 0, weighted = 0, last = events.front().first;
-    for (const auto& [t, delta] : events) {
-      if (active > 0) {
-        sounding += t - last;
-        weighted += (t - last) * active;
-      }
-      last = t;
-      active += delta;
-      max_active = std::max(max_active, active);
-    }
-    const double span = events.back().first - events.front().first;
-    f[95] = static_cast<float>(sounding > 0 ? clip01(weighted / sounding / 8.0) : 0.0);
-    f[96] = static_cast<float>(clip01(max_active / 16.0));
-    f[97] = static_cast<float>(span > 0 ? clip01(1.0 - sounding / span) : 0.0);
+/// Polyphony over time and silence between the first onset and the last release.
+void write_texture(const std::vector<const midi::Note*>& pitched, FeatureWriter& w) {
+  std::vector<std::pair<double, int>> events;
+  for (const auto* n : pitched) {
+    events.emplace_back(n->start_s, +1);
+    events.emplace_back(std::max(n->end_s, n->start_s), -1);
   }
+  std::sort(events.begin(), events.end());  // releases (-1) before onsets at equal times
+  int active = 0, max_active = 0;
+  double sounding = 0, weighted = 0, last = events.front().first;
+  for (const auto& [t, delta] : events) {
+    if (active > 0) {
+      sounding += t - last;
+      weighted += (t - last) * active;
+    }
+    last = t;
+    active += delta;
+    max_active = std::max(max_active, active);
+  }
+  const double span = events.back().first - events.front().first;
+  w.value<kPolyphonyMean>(sounding > 0 ? clip01(weighted / sounding / 8.0) : 0.0);
+  w.value<kPolyphonyMax>(clip01(max_active / 16.0));
+  w.value<kSilence>(span > 0 ? clip01(1.0 - sounding / span) : 0.0);
+}
 
-  // Harmonic variety: distinct pitch classes per bar (bars from the time signatures).
-  {
-    std::map<int64_t, std::set<int>> per_bar;
-    for (const auto* n : pitched) {
-      // Bars completed under earlier signatures plus bars into the current one.
-      double segment_start = 0, bar_beats = 4;
-      int64_t bars_before = 0;
-      for (const auto& ts : score.time_signatures) {
-        if (ts.tick > n->start_tick) break;
-        const double start = score.beats_at(ts.tick);
-        bars_before += static_cast<int64_t>(std::ceil((start - segment_start) / bar_beats - 1e-9));
-        segment_start = start;
-        bar_beats = ts.numerator * 4.0 / ts.denominator;
-      }
-      const int64_t bar = bars_before + static_cast<int64_t>(std::floor((n->start_beat - segment_start) / bar_beats));
-      per_bar[bar].insert(n->pitch % 12);
+/// Harmonic variety: distinct pitch classes per bar (bars from the time signatures).
+void write_bar_variety(const midi::Score& score, const std::vector<const midi::Note*>& pitched, FeatureWriter& w) {
+  std::map<int64_t, std::set<int>> per_bar;
+  for (const auto* n : pitched) {
+    // Bars completed under earlier signatures plus bars into the current one.
+    double segment_start = 0, bar_beats = 4;
+    int64_t bars_before = 0;
+    for (const auto& ts : score.time_signatures) {
+      if (ts.tick > n->start_tick) break;
+      const double start = score.beats_at(ts.tick);
+      bars_before += static_cast<int64_t>(std::ceil((start - segment_start) / bar_beats - 1e-9));
+      segment_start = start;
+      bar_beats = ts.numerator * 4.0 / ts.denominator;
     }
-    double sum = 0;
-    for (const auto& [bar, set] : per_bar) sum += static_cast<double>(set.size());
-    f[112] = static_cast<float>(clip01(sum / static_cast<double>(per_bar.size()) / 12.0));
+    const int64_t bar = bars_before + static_cast<int64_t>(std::floor((n->start_beat - segment_start) / bar_beats));
+    per_bar[bar].insert(n->pitch % 12);
   }
+  double sum = 0;
+  for (const auto& [bar, set] : per_bar) sum += static_cast<double>(set.size());
+  w.value<kPitchClassesPerBar>(clip01(sum / static_cast<double>(per_bar.size()) / 12.0));
+}
+
+}  // namespace
+
+EmotionFeatures emotion_features(const midi::Score& score) {
+  EmotionFeatures f{};
+  FeatureWriter w(f);
+  const NoteGroups notes = group_notes(score);
+  const double duration_s = score.duration_seconds();
+  // Tempo, metre, duration, pedal and instrumentation apply to every score, even an empty one.
+  write_tempo(score, duration_s, w);
+  write_time_signature(score, duration_s, w);
+  w.value<kDuration>(clip01(duration_s / 600.0));
+  write_pedal(score, duration_s, w);
+  write_instrumentation(notes, w);
+  if (notes.pitched.empty()) return f;
+
+  const KeyEstimate key = write_pitch(notes.pitched, w);
+  const std::vector<Onset> onsets = onsets_of(notes.pitched);
+  write_voices(onsets, key, w);
+  write_harmony(onsets, w);
+  write_rhythm(score, notes.pitched.size(), onsets, duration_s, w);
+  write_durations(notes.pitched, w);
+  write_dynamics(notes.pitched, w);
+  write_texture(notes.pitched, w);
+  write_bar_variety(score, notes.pitched, w);
   return f;
 }
 

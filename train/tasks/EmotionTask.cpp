@@ -359,7 +359,10 @@ std::vector<GraphExport> EmotionTask::graphs() {
     }
   }
   g.metadata["kmidi.emotion.inputs"] = config_.data.inputs;
-  if (feats) g.metadata["kmidi.emotion.feature_layout_sha256"] = features::EmotionFeatureCache::layout_sha256();
+  if (feats) {
+    g.metadata["kmidi.emotion.feature_layout_sha256"] = features::EmotionFeatureCache::layout_sha256();
+    g.metadata["kmidi.emotion.feature_layout"] = features::emotion_feature_layout_json();  // docs/emotion_features.md
+  }
   g.registry_task = "emotion_embedding";
   g.registry_input_size = feats ? static_cast<int64_t>(features::kEmotionFeatureSize)
                                 : std::min<int64_t>(config_.data.max_length, 128);
@@ -400,6 +403,7 @@ GraphExport EmotionTask::legacy_graph() {
   g.parity_shapes = {{1, 0}, {1, 0}, {1, 0}};
   g.metadata["kmidi.emotion.inputs"] = config_.data.inputs;
   g.metadata["kmidi.emotion.feature_layout_sha256"] = features::EmotionFeatureCache::layout_sha256();
+  g.metadata["kmidi.emotion.feature_layout"] = features::emotion_feature_layout_json();
   g.registry_task = "emotion_embedding";
   g.registry_input_size = models::kLegacyEmotionInput;
   g.registry_output_size = models::kLegacyEmotionOutput;

@@ -4,8 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <set>
+#include <sstream>
 
+#include "datasets/features/EmotionFeatureCache.h"
 #include "datasets/midi/MidiReader.h"
 #include "tests/support/TestSupport.h"
 
@@ -23,6 +27,93 @@ midi::Note note(const midi::Score& s, int pitch, int64_t start, int64_t end, int
   n.start_s = s.seconds_at(start);
   n.end_s = s.seconds_at(end);
   return n;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The markdown rows of docs/emotion_features.md, rendered from the table.
+std::string layout_markdown() {
+  std::string out = "| Index | Name | Unit | Meaning |\n|---|---|---|---|\n";
+  for (const EmotionFeatureSlice& s : kEmotionFeatureLayout) {
+    const std::string index =
+        s.count == 1 ? std::to_string(s.first) : std::to_string(s.first) + "-" + std::to_string(s.first + s.count - 1);
+    std::string names;
+    if (s.count == 1) {
+      names = std::string("`") + s.name + "`";
+    } else if (*s.value_names) {
+      std::istringstream in(s.value_names);
+      for (std::string n; in >> n;) names += (names.empty() ? "`" : ", `") + n + "`";
+    } else {
+      names = std::string("`") + s.name + "_0` .. `" + s.name + "_" + std::to_string(s.count - 1) + "`";
+    }
+    out += "| " + index + " | " + names + " | " + s.unit + " | " + s.description + " |\n";
+  }
+  return out;
+}
+
+// Today's layout hash: feature caches and exported models carry it, so a change
+// of any name, order or size must be deliberate (and this value updated).
+TEST(EmotionFeatureLayout, LayoutSha256IsUnchanged) {
+  EXPECT_EQ(EmotionFeatureCache::layout_sha256(), "97668ae26070ad8b55d89a02267edfd8ebfdf28c1735c70631d78e9ae3bcaaa0");
+}
+
+TEST(EmotionFeatureLayout, NamesFollowTheSlices) {
+  const auto& names = emotion_feature_names();
+  EXPECT_EQ(std::string(names[emotion_slice::kRegister.first + 2]), "register_high");
+  EXPECT_EQ(std::string(names[emotion_slice::kTimeSignature.first + 3]), "ts_6_8");
+  EXPECT_EQ(std::string(names[emotion_slice::kMelodicIntervals.first + 12]), "melodic_interval_12");
+  EXPECT_EQ(std::string(names[emotion_slice::kPitchClassesPerBar.first]), "pcs_per_bar");
+  EXPECT_EQ(emotion_slice::kPitchClassesPerBar.first, 112u);
+}
+
+TEST(EmotionFeatureLayout, JsonListsEverySliceAndValueInOrder) {
+  const auto j = nlohmann::json::parse(emotion_feature_layout_json());
+  ASSERT_EQ(j.size(), kEmotionFeatureLayout.size());
+  size_t index = 0;
+  for (size_t i = 0; i < j.size(); ++i) {
+    EXPECT_EQ(j[i]["name"], kEmotionFeatureLayout[i].name);
+    EXPECT_EQ(j[i]["first"], index);
+    EXPECT_EQ(j[i]["unit"], kEmotionFeatureLayout[i].unit);
+    ASSERT_EQ(j[i]["values"].size(), j[i]["count"].get<size_t>());
+    for (const auto& name : j[i]["values"]) EXPECT_EQ(name, emotion_feature_names()[index++]);
+  }
+  EXPECT_EQ(index, kEmotionFeatureSize);
+}
+
+TEST(EmotionFeatureLayout, DocsTableMatchesTheLayout) {
+  const std::string path = test::source_path("docs/emotion_features.md");
+  const std::string doc = read_text(path);
+  const std::string begin = "<!-- layout table: begin -->\n", end = "<!-- layout table: end -->";
+  const size_t b = doc.find(begin), e = doc.find(end);
+  ASSERT_NE(b, std::string::npos) << path;
+  ASSERT_NE(e, std::string::npos) << path;
+  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), layout_markdown())
+      << path << " disagrees with kEmotionFeatureLayout (EmotionFeatureLayout.h); the table should read:\n"
+      << layout_markdown();
+}
+
+// Vectors computed before the layout table replaced literal indices
+// (emotion_features_golden.json, float bits in hex): every value of every file
+// must stay bit for bit, so no value moved to another index.
+TEST(EmotionFeatures, RealFilesGiveTheRecordedVectorsBitForBit) {
+  const auto golden = nlohmann::json::parse(read_text(test::source_path("tests/datasets/features/emotion_features_golden.json")));
+  EXPECT_EQ(golden["layout_sha256"], EmotionFeatureCache::layout_sha256());
+  ASSERT_GE(golden["files"].size(), 12u);
+  for (const auto& [file, bits] : golden["files"].items()) {
+    const EmotionFeatures f = emotion_features(midi::read_midi_file(test::shared_data(file)));
+    ASSERT_EQ(bits.size(), kEmotionFeatureSize) << file;
+    for (size_t i = 0; i < kEmotionFeatureSize; ++i) {
+      uint32_t actual = 0;
+      std::memcpy(&actual, &f[i], sizeof actual);
+      EXPECT_EQ(actual, std::stoul(bits[i].get<std::string>(), nullptr, 16))
+          << file << " feature " << i << " (" << emotion_feature_names()[i] << ") = " << f[i];
+    }
+  }
 }
 
 TEST(EmotionFeatures, NamesAreUniqueAndComplete) {

@@ -15,6 +15,7 @@
 
 #include "core/Errors.h"
 #include "core/Files.h"
+#include "datasets/features/EmotionFeatureLayout.h"
 #include "export/OrtRunner.h"
 #include "export/Parity.h"
 #include "export/onnx/Metadata.h"
@@ -220,6 +221,10 @@ TEST_P(EmotionGraphs, MatchOnnxRuntimeAtEveryParityShape) {
   const auto info = onnx::read_model_info(path);
   EXPECT_EQ(info.output_names(), (std::vector<std::string>{"valence_arousal", "quadrant"}));
   if (GetParam() != "features") EXPECT_EQ(info.metadata_value("kmidi.special_token.pad"), std::optional<std::string>("0"));
+  // Graphs that read features carry their layout (docs/emotion_features.md).
+  EXPECT_EQ(info.metadata_value("kmidi.emotion.feature_layout"),
+            GetParam() == "tokens" ? std::optional<std::string>()
+                                   : std::optional<std::string>(features::emotion_feature_layout_json()));
   for (const auto& [batch, length] : g.parity_shapes) {
     const data::NamedTensors in = g.sample_inputs(batch, length, 7);
     onnx::onnxruntime_parity(path, in, g.reference(in))
@@ -250,6 +255,8 @@ TEST(EmotionTask, LegacySlotGraphIsStaticAndCarriesValenceAndArousalInItsBlocks)
   EXPECT_EQ(info.inputs[0].dtype, onnx::DType::kFloat32);
   EXPECT_EQ(info.outputs[0].dtype, onnx::DType::kFloat32);
   EXPECT_EQ(info.metadata_value(onnx::meta::kProfile), std::optional<std::string>("legacy"));
+  EXPECT_EQ(info.metadata_value("kmidi.emotion.feature_layout"),
+            std::optional<std::string>(features::emotion_feature_layout_json()));
 
   // onnxruntime's output against the model's own valence and arousal on real clips.
   const data::Batch batch = task->dataset(Split::kTest)->get_batch({0, 1, 2});
