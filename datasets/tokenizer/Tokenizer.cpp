@@ -43,7 +43,7 @@ TokenizerConfig validated(const TokenizerConfig& config) {
 /// One note ready to emit, sorted by (grid, order).
 struct PendingNote {
   int64_t grid;
-  int32_t order;  // instrument key << 24 | pitch << 16 | velocity bin << 8 ... (see encode)
+  int32_t order;  // instrument << 16 | pitch << 8 | velocity bin (see collect_notes)
   int32_t duration;
   int32_t program_id;  // -1: none
   int32_t pitch_id;
@@ -268,163 +268,221 @@ std::vector<int32_t> Tokenizer::encode(const midi::Score& score, EncodeStats* st
   return out;
 }
 
-void Tokenizer::encode(const midi::Score& score, std::vector<int32_t>& out, EncodeStats* stats) const {
-  EncodeStats st;
-  out.clear();
+namespace {
 
-  const IdRange program_ids = vocab_.range(TokenKind::kProgram);
-  const IdRange pitch_ids = vocab_.range(TokenKind::kPitch);
-  const IdRange drum_ids = vocab_.range(TokenKind::kPitchDrum);
-  const IdRange velocity_ids = vocab_.range(TokenKind::kVelocity);
-  const IdRange duration_ids = vocab_.range(TokenKind::kDuration);
-  const int32_t max_duration = vocab_.max_duration_steps();
+/// Vocabulary ranges and options that encode() reads per note, looked up once per score.
+struct EncodeContext {
+  const Tokenizer& tok;
+  const TokenizerConfig& config;
+  const Vocabulary& vocab;
+  bool programs;           ///< Program tokens at all (program_mode is not none)
+  bool program_per_note;   ///< before every pitched note, not only on a change
+  IdRange program_ids, pitch_ids, drum_ids, velocity_ids, duration_ids;
+  int32_t max_duration;
 
-  // Notes: filter, quantize, sort. The buffer lives per thread so that a
-  // worker encoding thousands of files allocates only while it grows.
-  thread_local std::vector<PendingNote> notes;
+  explicit EncodeContext(const Tokenizer& t)
+      : tok(t),
+        config(t.config()),
+        vocab(t.vocab()),
+        programs(config.program_mode != "none"),
+        program_per_note(config.program_mode == "per_note"),
+        program_ids(vocab.range(TokenKind::kProgram)),
+        pitch_ids(vocab.range(TokenKind::kPitch)),
+        drum_ids(vocab.range(TokenKind::kPitchDrum)),
+        velocity_ids(vocab.range(TokenKind::kVelocity)),
+        duration_ids(vocab.range(TokenKind::kDuration)),
+        max_duration(vocab.max_duration_steps()) {}
+};
+
+/// The pitch and program ids of a note and its sort key, or false (counted) when it is dropped.
+bool note_ids(const EncodeContext& c, const midi::Note& n, PendingNote& p, int32_t& instrument, EncodeStats& st) {
+  p.program_id = -1;
+  if (n.is_drum()) {
+    if (!c.config.drums) { ++st.drums_dropped; return false; }
+    if (n.pitch < c.config.drum_pitch_min || n.pitch > c.config.drum_pitch_max) { ++st.drums_out_of_range; return false; }
+    p.pitch_id = c.drum_ids.first + (n.pitch - c.config.drum_pitch_min);
+    instrument = 128;  // drums after every program at a position
+    return true;
+  }
+  if (n.pitch < c.config.pitch_min || n.pitch > c.config.pitch_max) { ++st.pitch_out_of_range; return false; }
+  p.pitch_id = c.pitch_ids.first + (n.pitch - c.config.pitch_min);
+  instrument = 0;
+  if (c.programs) {
+    instrument = n.program & 127;
+    p.program_id = c.program_ids.first + instrument;
+  }
+  return true;
+}
+
+/// The notes kept, quantized to the grid and sorted (grid, then instrument,
+/// pitch, velocity bin, duration).
+void collect_notes(const EncodeContext& c, const midi::Score& score, std::vector<PendingNote>& notes, EncodeStats& st) {
   notes.clear();
   notes.reserve(score.notes.size());
   st.notes_in = static_cast<int64_t>(score.notes.size());
   const bool smpte = score.division.smpte;
   const int64_t tpq = std::max(1, score.division.ticks_per_quarter);
-  const int64_t grid = config_.positions_per_quarter;
+  const int64_t grid = c.config.positions_per_quarter;
   for (const midi::Note& n : score.notes) {
-    const bool drum = n.is_drum();
-    int32_t pitch_id;
-    int32_t program_id = -1;
+    PendingNote p;
     int32_t instrument;
-    if (drum) {
-      if (!config_.drums) { ++st.drums_dropped; continue; }
-      if (n.pitch < config_.drum_pitch_min || n.pitch > config_.drum_pitch_max) { ++st.drums_out_of_range; continue; }
-      pitch_id = drum_ids.first + (n.pitch - config_.drum_pitch_min);
-      instrument = 128;  // drums after every program at a position
-    } else {
-      if (n.pitch < config_.pitch_min || n.pitch > config_.pitch_max) { ++st.pitch_out_of_range; continue; }
-      pitch_id = pitch_ids.first + (n.pitch - config_.pitch_min);
-      if (program_mode_ == ProgramMode::kNone) {
-        instrument = 0;
-      } else {
-        instrument = n.program & 127;
-        program_id = program_ids.first + instrument;
-      }
-    }
+    if (!note_ids(c, n, p, instrument, st)) continue;
     const int64_t duration_ticks = std::max<int64_t>(0, n.end_tick - n.start_tick);
-    int64_t steps = smpte ? grid_of_tick(score, n.end_tick) - grid_of_tick(score, n.start_tick)
+    int64_t steps = smpte ? c.tok.grid_of_tick(score, n.end_tick) - c.tok.grid_of_tick(score, n.start_tick)
                           : (duration_ticks * grid * 2 + tpq) / (2 * tpq);
     if (steps < 1) steps = 1;
-    if (steps > max_duration) { steps = max_duration; ++st.durations_clipped; }
-    const int velocity_bin = vocab_.velocity_bin(n.velocity);
-    PendingNote p;
-    p.grid = grid_of_tick(score, n.start_tick);
+    if (steps > c.max_duration) { steps = c.max_duration; ++st.durations_clipped; }
+    const int velocity_bin = c.vocab.velocity_bin(n.velocity);
+    p.grid = c.tok.grid_of_tick(score, n.start_tick);
     p.order = (instrument << 16) | ((n.pitch & 127) << 8) | velocity_bin;
     p.duration = static_cast<int32_t>(steps);
-    p.program_id = program_id;
-    p.pitch_id = pitch_id;
-    p.velocity_id = velocity_ids.first + velocity_bin;
-    p.duration_id = duration_ids.first + static_cast<int32_t>(steps) - 1;
+    p.velocity_id = c.velocity_ids.first + velocity_bin;
+    p.duration_id = c.duration_ids.first + static_cast<int32_t>(steps) - 1;
     notes.push_back(p);
   }
   std::sort(notes.begin(), notes.end());
   st.notes_encoded = static_cast<int64_t>(notes.size());
-  const int64_t last_onset = notes.empty() ? 0 : notes.back().grid;
+}
 
-  // Tempo changes on the grid: the last one at a step wins; only changes of
-  // the binned value become tokens; none after the last onset.
-  thread_local std::vector<GridTempo> tempos;
+/// Tempo changes on the grid: the last one at a step wins; only changes of
+/// the binned value become tokens; none after the last onset.
+void collect_tempos(const EncodeContext& c, const midi::Score& score, int64_t last_onset, std::vector<GridTempo>& tempos) {
   tempos.clear();
-  if (config_.tempos) {
-    int last_bin = -1;
-    const double first_bpm = score.tempos.empty() ? 120.0 : score.tempos.front().bpm();
-    tempos.push_back(GridTempo{0, vocab_.tempo_bin(first_bpm)});
-    for (size_t i = 1; i < score.tempos.size(); ++i) {
-      const int64_t g = grid_of_tick(score, score.tempos[i].tick);
-      if (g > last_onset) break;
-      const int bin = vocab_.tempo_bin(score.tempos[i].bpm());
-      if (g == tempos.back().grid) tempos.back().bin = bin;
-      else tempos.push_back(GridTempo{g, bin});
-    }
-    // Drop entries equal to their predecessor (a change and its undo at one step).
-    size_t kept = 0;
-    for (size_t i = 0; i < tempos.size(); ++i) {
-      if (tempos[i].bin == last_bin) continue;
-      last_bin = tempos[i].bin;
-      tempos[kept++] = tempos[i];
-    }
-    tempos.resize(kept);
+  if (!c.config.tempos) return;
+  const double first_bpm = score.tempos.empty() ? 120.0 : score.tempos.front().bpm();
+  tempos.push_back(GridTempo{0, c.vocab.tempo_bin(first_bpm)});
+  for (size_t i = 1; i < score.tempos.size(); ++i) {
+    const int64_t g = c.tok.grid_of_tick(score, score.tempos[i].tick);
+    if (g > last_onset) break;
+    const int bin = c.vocab.tempo_bin(score.tempos[i].bpm());
+    if (g == tempos.back().grid) tempos.back().bin = bin;
+    else tempos.push_back(GridTempo{g, bin});
   }
+  // Drop entries equal to their predecessor (a change and its undo at one step).
+  int last_bin = -1;
+  size_t kept = 0;
+  for (size_t i = 0; i < tempos.size(); ++i) {
+    if (tempos[i].bin == last_bin) continue;
+    last_bin = tempos[i].bin;
+    tempos[kept++] = tempos[i];
+  }
+  tempos.resize(kept);
+}
 
-  // Time signatures on the grid, resolved to allowed indices.
-  auto resolve = [&](int numerator, int denominator, int64_t tick) {
-    int index = vocab_.time_signature_index(TimeSignatureValue{numerator, denominator});
-    if (index >= 0) return index;
-    if (config_.time_signature_fallback.empty()) {
-      throw DataError("time signature " + std::to_string(numerator) + "/" + std::to_string(denominator) + " at tick " +
-                      std::to_string(tick) + " is not in tokenizer.allowed_time_signatures and no time_signature_fallback is set");
-    }
-    TimeSignatureValue fallback;
-    parse_time_signature(config_.time_signature_fallback, fallback);
-    ++st.time_signatures_replaced;
-    return vocab_.time_signature_index(fallback);
-  };
-  thread_local std::vector<GridTimeSignature> signatures;
+/// The allowed index of a time signature, or of the fallback (counted).
+int resolve_time_signature(const EncodeContext& c, int numerator, int denominator, int64_t tick, EncodeStats& st) {
+  const int index = c.vocab.time_signature_index(TimeSignatureValue{numerator, denominator});
+  if (index >= 0) return index;
+  if (c.config.time_signature_fallback.empty()) {
+    throw DataError("time signature " + std::to_string(numerator) + "/" + std::to_string(denominator) + " at tick " +
+                    std::to_string(tick) + " is not in tokenizer.allowed_time_signatures and no time_signature_fallback is set");
+  }
+  TimeSignatureValue fallback;
+  parse_time_signature(c.config.time_signature_fallback, fallback);
+  ++st.time_signatures_replaced;
+  return c.vocab.time_signature_index(fallback);
+}
+
+/// Time signatures on the grid, resolved to allowed indices; returns the index
+/// in force before the first of them (-1 when one starts at step 0).
+int collect_time_signatures(const EncodeContext& c, const midi::Score& score, std::vector<GridTimeSignature>& signatures,
+                            EncodeStats& st) {
   signatures.clear();
-  int current_ts = 0;  // with time_signatures off, index 0 is 4/4
-  if (config_.time_signatures) {
-    current_ts = -1;
-    for (const midi::TimeSignature& ts : score.time_signatures) {
-      signatures.push_back(GridTimeSignature{grid_of_tick(score, ts.tick), -1});
-      signatures.back().index = resolve(ts.numerator, ts.denominator, ts.tick);
-    }
-    if (signatures.empty() || signatures.front().grid > 0) current_ts = resolve(4, 4, 0);  // MIDI's default
+  if (!c.config.time_signatures) return 0;  // index 0 is 4/4
+  for (const midi::TimeSignature& ts : score.time_signatures) {
+    signatures.push_back(GridTimeSignature{c.tok.grid_of_tick(score, ts.tick), -1});
+    signatures.back().index = resolve_time_signature(c, ts.numerator, ts.denominator, ts.tick, st);
   }
+  if (signatures.empty() || signatures.front().grid > 0) return resolve_time_signature(c, 4, 4, 0, st);  // MIDI's default
+  return -1;
+}
 
-  const int32_t bar_id = vocab_.range(TokenKind::kBar).first;
-  const int32_t position_base = vocab_.range(TokenKind::kPosition).first;
-  const int32_t ts_base = vocab_.range(TokenKind::kTimeSignature).first;
-  const int32_t tempo_base = vocab_.range(TokenKind::kTempo).first;
+/// How far emission has gone through the sorted notes and tempo changes.
+struct EmitCursor {
+  size_t note = 0, tempo = 0;
+  int32_t last_program = -1;
+};
+
+/// Emits the Position, Tempo and note tokens of one bar [bar_start, bar_end).
+EmitCursor emit_bar_events(const EncodeContext& c, const std::vector<PendingNote>& notes,
+                           const std::vector<GridTempo>& tempos, EmitCursor cursor, int64_t bar_start, int64_t bar_end,
+                           std::vector<int32_t>& out) {
+  const int32_t position_base = c.vocab.range(TokenKind::kPosition).first;
+  const int32_t tempo_base = c.vocab.range(TokenKind::kTempo).first;
+  size_t ni = cursor.note, ti = cursor.tempo;
+  int32_t last_program = cursor.last_program;
+  int64_t last_position = -1;
+  while (true) {
+    int64_t next = INT64_MAX;
+    if (ni < notes.size()) next = notes[ni].grid;
+    if (ti < tempos.size()) next = std::min(next, tempos[ti].grid);
+    if (next >= bar_end) break;
+    if (next != last_position) {
+      out.push_back(position_base + static_cast<int32_t>(next - bar_start));
+      last_position = next;
+    }
+    if (ti < tempos.size() && tempos[ti].grid == next) out.push_back(tempo_base + tempos[ti++].bin);
+    for (; ni < notes.size() && notes[ni].grid == next; ++ni) {
+      const PendingNote& n = notes[ni];
+      if (n.program_id >= 0 && (c.program_per_note || n.program_id != last_program)) {
+        out.push_back(n.program_id);
+        last_program = n.program_id;
+      }
+      out.push_back(n.pitch_id);
+      out.push_back(n.velocity_id);
+      out.push_back(n.duration_id);
+    }
+  }
+  return EmitCursor{ni, ti, last_program};
+}
+
+/// BOS, then one Bar (with its TimeSig where the signature changes) and its
+/// events per bar until every note and tempo change is out, then EOS.
+void emit_tokens(const EncodeContext& c, const std::vector<PendingNote>& notes, const std::vector<GridTempo>& tempos,
+                 const std::vector<GridTimeSignature>& signatures, int current_ts, std::vector<int32_t>& out,
+                 EncodeStats& st) {
+  const int32_t bar_id = c.vocab.range(TokenKind::kBar).first;
+  const int32_t ts_base = c.vocab.range(TokenKind::kTimeSignature).first;
+  const int64_t last_onset = notes.empty() ? 0 : notes.back().grid;
   out.reserve(out.size() + 4 * notes.size() + 16);
-  out.push_back(bos_id());
-  size_t ni = 0, ti = 0, si = 0;
+  out.push_back(c.tok.bos_id());
+  EmitCursor cursor;
+  size_t si = 0;
   int emitted_ts = -1;
   int64_t bar_start = 0;
-  int32_t last_program = -1;
-  while (ni < notes.size() || ti < tempos.size()) {
+  while (cursor.note < notes.size() || cursor.tempo < tempos.size()) {
     while (si < signatures.size() && signatures[si].grid <= bar_start) current_ts = signatures[si++].index;
-    if (++st.bars > config_.max_bars) {
-      throw DataError("the score is longer than tokenizer.max_bars (" + std::to_string(config_.max_bars) +
+    if (++st.bars > c.config.max_bars) {
+      throw DataError("the score is longer than tokenizer.max_bars (" + std::to_string(c.config.max_bars) +
                       " bars); last note onset at grid step " + std::to_string(last_onset));
     }
     out.push_back(bar_id);
-    if (config_.time_signatures && current_ts != emitted_ts) {
+    if (c.config.time_signatures && current_ts != emitted_ts) {
       out.push_back(ts_base + current_ts);
       emitted_ts = current_ts;
     }
-    const int64_t bar_end = bar_start + vocab_.bar_steps(vocab_.time_signature(current_ts));
-    int64_t last_position = -1;
-    while (true) {
-      int64_t next = INT64_MAX;
-      if (ni < notes.size()) next = notes[ni].grid;
-      if (ti < tempos.size()) next = std::min(next, tempos[ti].grid);
-      if (next >= bar_end) break;
-      if (next != last_position) {
-        out.push_back(position_base + static_cast<int32_t>(next - bar_start));
-        last_position = next;
-      }
-      if (ti < tempos.size() && tempos[ti].grid == next) out.push_back(tempo_base + tempos[ti++].bin);
-      for (; ni < notes.size() && notes[ni].grid == next; ++ni) {
-        const PendingNote& n = notes[ni];
-        if (n.program_id >= 0 && (program_mode_ == ProgramMode::kPerNote || n.program_id != last_program)) {
-          out.push_back(n.program_id);
-          last_program = n.program_id;
-        }
-        out.push_back(n.pitch_id);
-        out.push_back(n.velocity_id);
-        out.push_back(n.duration_id);
-      }
-    }
+    const int64_t bar_end = bar_start + c.vocab.bar_steps(c.vocab.time_signature(current_ts));
+    cursor = emit_bar_events(c, notes, tempos, cursor, bar_start, bar_end, out);
     bar_start = bar_end;
   }
-  out.push_back(eos_id());
+  out.push_back(c.tok.eos_id());
+}
+
+}  // namespace
+
+void Tokenizer::encode(const midi::Score& score, std::vector<int32_t>& out, EncodeStats* stats) const {
+  EncodeStats st;
+  out.clear();
+  const EncodeContext context(*this);
+  // Buffers live per thread so that a worker encoding thousands of files
+  // allocates only while they grow.
+  thread_local std::vector<PendingNote> notes;
+  thread_local std::vector<GridTempo> tempos;
+  thread_local std::vector<GridTimeSignature> signatures;
+  collect_notes(context, score, notes, st);
+  collect_tempos(context, score, notes.empty() ? 0 : notes.back().grid, tempos);
+  const int first_ts = collect_time_signatures(context, score, signatures, st);
+  emit_tokens(context, notes, tempos, signatures, first_ts, out, st);
   st.tokens = static_cast<int64_t>(out.size());
   if (stats) stats->add(st);
 }
@@ -432,165 +490,208 @@ void Tokenizer::encode(const midi::Score& score, std::vector<int32_t>& out, Enco
 // ---------------------------------------------------------------------------
 // Decoding
 
-midi::Score Tokenizer::decode(const int32_t* ids, size_t count, DecodeStats* stats) const {
-  DecodeStats st;
-  st.tokens = static_cast<int64_t>(count);
-  const int64_t tpq = config_.decode_ticks_per_quarter;
-  const int64_t ticks_per_step = tpq / config_.positions_per_quarter;
+namespace {
 
-  struct DecodedNote {
-    int64_t grid;
-    int32_t steps;
-    int pitch, velocity, instrument;  // instrument: program, or 128 for drums
-  };
+/// A complete note read from the ids.
+struct DecodedNote {
+  int64_t grid;
+  int32_t steps;
+  int pitch, velocity, instrument;  // instrument: program, or 128 for drums
+};
+
+/// The grammar's state machine over the ids: collects notes, tempo changes
+/// and time signatures on the grid, skipping (and counting) what breaks it.
+class TokenReader {
+  const Tokenizer& tok_;
+  const Vocabulary& vocab_;
+  DecodeStats& st_;
+
+ public:
+  TokenReader(const Tokenizer& tok, DecodeStats& st)
+      : tok_(tok),
+        vocab_(tok.vocab()),
+        st_(st),
+        // Bars before any TimeSig token are 4/4 (MIDI's default), or the first
+        // allowed signature when 4/4 is not allowed.
+        default_ts(std::max(0, vocab_.time_signature_index(TimeSignatureValue{4, 4}))),
+        bar_steps(vocab_.bar_steps(vocab_.time_signature(default_ts))),
+        program_(tok.config().program_mode == "none" ? tok.config().decode_program : -1) {}
+
+  void read(const int32_t* ids, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+      const int32_t id = ids[i];
+      if (id < 0 || id >= tok_.vocab_size()) {
+        ++st_.out_of_vocabulary;
+        invalid();
+      } else if (id == tok_.eos_id()) {
+        st_.after_eos = static_cast<int64_t>(count - i - 1);
+        break;
+      } else {
+        on_token(id, vocab_.info(id));
+      }
+    }
+    drop_pending();
+    st_.notes = static_cast<int64_t>(notes.size());
+  }
+
   std::vector<DecodedNote> notes;
   std::vector<GridTempo> tempos;
   std::vector<GridTimeSignature> signatures;
-
-  bool started = false;     // a Bar was seen
-  bool bar_fresh = false;   // no Position (or TimeSig) yet in this bar
+  // What read() found, for decode() to build the score from.
+  bool started = false;  ///< a Bar was seen
   int64_t bar_start = 0;
-  // Bars before any TimeSig token are 4/4 (MIDI's default), or the first
-  // allowed signature when 4/4 is not allowed.
-  const int default_ts = std::max(0, vocab_.time_signature_index(TimeSignatureValue{4, 4}));
-  int ts = default_ts;
-  int64_t bar_steps = vocab_.bar_steps(vocab_.time_signature(ts));
-  int64_t position = -1;  // absolute grid step of the last Position in this bar
-  int program = program_mode_ == ProgramMode::kNone ? config_.decode_program : -1;
-  int stage = 0;  // 0: no note; 1: have pitch; 2: have pitch and velocity
-  DecodedNote pending{};
+  const int default_ts;
+  int64_t bar_steps;
 
-  auto drop_pending = [&] {
-    if (stage != 0) ++st.incomplete_notes;
-    stage = 0;
-  };
-  auto invalid = [&] {
-    ++st.invalid;
-    drop_pending();
-  };
-
-  size_t i = 0;
-  for (; i < count; ++i) {
-    const int32_t id = ids[i];
-    if (id < 0 || id >= vocab_size()) {
-      ++st.out_of_vocabulary;
-      invalid();
-      continue;
-    }
-    const TokenInfo& t = vocab_.info(id);
+ private:
+  void on_token(int32_t id, const TokenInfo& t) {
     switch (t.kind) {
       case TokenKind::kSpecial:
-        if (id == pad_id()) { ++st.pad; break; }
-        if (id == eos_id()) { st.after_eos = static_cast<int64_t>(count - i - 1); i = count; break; }
-        if (id == bos_id() && !started) break;
-        invalid();
+        if (id == tok_.pad_id()) ++st_.pad;
+        else if (!(id == tok_.bos_id() && !started)) invalid();
         break;
-      case TokenKind::kBar:
-        drop_pending();
-        if (started) bar_start += bar_steps;
-        started = true;
-        bar_fresh = true;
-        position = -1;
-        break;
-      case TokenKind::kTimeSignature:
-        if (!started || !bar_fresh) { invalid(); break; }
-        ts = t.value;
-        bar_steps = vocab_.bar_steps(vocab_.time_signature(ts));
-        if (!signatures.empty() && signatures.back().grid == bar_start) signatures.back().index = ts;
-        else signatures.push_back(GridTimeSignature{bar_start, ts});
-        bar_fresh = false;
-        break;
-      case TokenKind::kPosition:
-        if (!started || t.value >= bar_steps || bar_start + t.value < position) { invalid(); break; }
-        drop_pending();
-        position = bar_start + t.value;
-        bar_fresh = false;
-        break;
-      case TokenKind::kTempo:
-        if (position < 0) { invalid(); break; }
-        if (!tempos.empty() && tempos.back().grid == position) tempos.back().bin = t.value;
-        else tempos.push_back(GridTempo{position, t.value});
-        break;
+      case TokenKind::kBar: on_bar(); break;
+      case TokenKind::kTimeSignature: on_time_signature(t.value); break;
+      case TokenKind::kPosition: on_position(t.value); break;
+      case TokenKind::kTempo: on_tempo(t.value); break;
       case TokenKind::kProgram:
         drop_pending();
-        program = t.value;
+        program_ = t.value;
         break;
       case TokenKind::kPitch:
-      case TokenKind::kPitchDrum: {
-        const bool drum = t.kind == TokenKind::kPitchDrum;
-        if (position < 0 || (!drum && program < 0)) { invalid(); break; }
-        drop_pending();
-        pending = DecodedNote{position, 0, t.value, 0, drum ? 128 : program};
-        stage = 1;
-        break;
-      }
-      case TokenKind::kVelocity:
-        if (stage != 1) { invalid(); break; }
-        pending.velocity = t.value;
-        stage = 2;
-        break;
-      case TokenKind::kDuration:
-        if (stage != 2) { invalid(); break; }
-        pending.steps = t.value;
-        notes.push_back(pending);
-        stage = 0;
-        break;
+      case TokenKind::kPitchDrum: on_pitch(t.value, t.kind == TokenKind::kPitchDrum); break;
+      case TokenKind::kVelocity: on_velocity(t.value); break;
+      case TokenKind::kDuration: on_duration(t.value); break;
     }
   }
-  drop_pending();
-  st.notes = static_cast<int64_t>(notes.size());
 
-  midi::Score score;
-  score.format = 1;
-  score.division.ticks_per_quarter = static_cast<int>(tpq);
-  // Tempo map: 120 bpm until the first Tempo token.
-  if (tempos.empty() || tempos.front().grid > 0) {
-    score.tempos.push_back(midi::TempoChange{0, 500000, 0.0});
+  void on_bar() {
+    drop_pending();
+    if (started) bar_start += bar_steps;
+    started = true;
+    bar_fresh_ = true;
+    position_ = -1;
   }
-  for (const GridTempo& g : tempos) {
-    const double bpm = vocab_.tempo_value(g.bin);
+
+  void on_time_signature(int ts) {
+    if (!started || !bar_fresh_) return invalid();
+    bar_steps = vocab_.bar_steps(vocab_.time_signature(ts));
+    if (!signatures.empty() && signatures.back().grid == bar_start) signatures.back().index = ts;
+    else signatures.push_back(GridTimeSignature{bar_start, ts});
+    bar_fresh_ = false;
+  }
+
+  void on_position(int step) {
+    if (!started || step >= bar_steps || bar_start + step < position_) return invalid();
+    drop_pending();
+    position_ = bar_start + step;
+    bar_fresh_ = false;
+  }
+
+  void on_tempo(int bin) {
+    if (position_ < 0) return invalid();
+    if (!tempos.empty() && tempos.back().grid == position_) tempos.back().bin = bin;
+    else tempos.push_back(GridTempo{position_, bin});
+  }
+
+  void on_pitch(int pitch, bool drum) {
+    if (position_ < 0 || (!drum && program_ < 0)) return invalid();
+    drop_pending();
+    pending_ = DecodedNote{position_, 0, pitch, 0, drum ? 128 : program_};
+    stage_ = 1;
+  }
+
+  void on_velocity(int velocity) {
+    if (stage_ != 1) return invalid();
+    pending_.velocity = velocity;
+    stage_ = 2;
+  }
+
+  void on_duration(int steps) {
+    if (stage_ != 2) return invalid();
+    pending_.steps = steps;
+    notes.push_back(pending_);
+    stage_ = 0;
+  }
+
+  void drop_pending() {
+    if (stage_ != 0) ++st_.incomplete_notes;
+    stage_ = 0;
+  }
+  void invalid() {
+    ++st_.invalid;
+    drop_pending();
+  }
+
+  bool bar_fresh_ = false;  // no Position (or TimeSig) yet in this bar
+  int64_t position_ = -1;   // absolute grid step of the last Position in this bar
+  int program_;
+  int stage_ = 0;  // 0: no note; 1: have pitch; 2: have pitch and velocity
+  DecodedNote pending_{};
+};
+
+/// Tempo map (120 bpm until the first Tempo token) and time signatures of the decoded score.
+void set_timeline(const Vocabulary& vocab, const TokenReader& r, int64_t ticks_per_step, midi::Score& score) {
+  if (r.tempos.empty() || r.tempos.front().grid > 0) score.tempos.push_back(midi::TempoChange{0, 500000, 0.0});
+  for (const GridTempo& g : r.tempos) {
+    const double bpm = vocab.tempo_value(g.bin);
     score.tempos.push_back(midi::TempoChange{g.grid * ticks_per_step, std::llround(60'000'000.0 / bpm), 0.0});
   }
-  TempoClock clock(score.tempos, static_cast<int>(tpq));
-  if (signatures.empty() || signatures.front().grid > 0) {
-    const TimeSignatureValue& first = vocab_.time_signature(default_ts);
+  if (r.signatures.empty() || r.signatures.front().grid > 0) {
+    const TimeSignatureValue& first = vocab.time_signature(r.default_ts);
     score.time_signatures.push_back(midi::TimeSignature{0, first.numerator, first.denominator});
   }
-  for (const GridTimeSignature& g : signatures) {
-    const TimeSignatureValue& v = vocab_.time_signature(g.index);
+  for (const GridTimeSignature& g : r.signatures) {
+    const TimeSignatureValue& v = vocab.time_signature(g.index);
     score.time_signatures.push_back(midi::TimeSignature{g.grid * ticks_per_step, v.numerator, v.denominator});
   }
+}
 
-  // One track per instrument in order of first appearance; programs take
-  // channels 0..15 except 9 (wrapping after 15 instruments), drums channel 9.
+/// Track and channel of each instrument (program 0..127, drums 128).
+struct TrackMap {
   int track_of[129];
   int channel_of[129];
-  std::fill(std::begin(track_of), std::end(track_of), -1);
+};
+
+/// One track per instrument in order of first appearance; programs take
+/// channels 0..15 except 9 (wrapping after 15 instruments), drums channel 9.
+TrackMap add_tracks(const std::vector<DecodedNote>& notes, midi::Score& score) {
+  TrackMap map;
+  std::fill(std::begin(map.track_of), std::end(map.track_of), -1);
   int next_channel = 0;
   for (const DecodedNote& n : notes) {
-    if (track_of[n.instrument] >= 0) continue;
-    track_of[n.instrument] = static_cast<int>(score.track_names.size());
+    if (map.track_of[n.instrument] >= 0) continue;
+    map.track_of[n.instrument] = static_cast<int>(score.track_names.size());
     if (n.instrument == 128) {
-      channel_of[n.instrument] = 9;
+      map.channel_of[n.instrument] = 9;
       score.track_names.push_back("Drums");
     } else {
       if (next_channel == 9) ++next_channel;
-      channel_of[n.instrument] = next_channel;
+      map.channel_of[n.instrument] = next_channel;
       next_channel = (next_channel + 1) % 16;
       score.track_names.push_back("Program " + std::to_string(n.instrument));
-      score.programs.push_back(midi::ProgramChange{0, 0.0, channel_of[n.instrument], track_of[n.instrument], n.instrument});
+      score.programs.push_back(
+          midi::ProgramChange{0, 0.0, map.channel_of[n.instrument], map.track_of[n.instrument], n.instrument});
     }
   }
   score.num_tracks = static_cast<int>(score.track_names.size());
+  return map;
+}
+
+/// The notes with ticks, beats and seconds, sorted as the MIDI reader sorts
+/// them; returns the last tick of the last note.
+int64_t add_notes(const std::vector<DecodedNote>& notes, const TrackMap& tracks, int64_t ticks_per_step, int64_t tpq,
+                  midi::Score& score) {
+  TempoClock clock(score.tempos, static_cast<int>(tpq));
   score.notes.reserve(notes.size());
-  int64_t end_tick = started ? (bar_start + bar_steps) * ticks_per_step : 0;
+  int64_t end_tick = 0;
   for (const DecodedNote& d : notes) {
     midi::Note n;
     n.pitch = d.pitch;
     n.velocity = d.velocity;
-    n.channel = channel_of[d.instrument];
+    n.channel = tracks.channel_of[d.instrument];
     n.program = d.instrument == 128 ? 0 : d.instrument;
-    n.track = track_of[d.instrument];
+    n.track = tracks.track_of[d.instrument];
     n.start_tick = d.grid * ticks_per_step;
     n.end_tick = (d.grid + d.steps) * ticks_per_step;
     n.start_beat = static_cast<double>(n.start_tick) / static_cast<double>(tpq);
@@ -606,7 +707,27 @@ midi::Score Tokenizer::decode(const int32_t* ids, size_t count, DecodeStats* sta
     if (a.channel != b.channel) return a.channel < b.channel;
     return a.pitch < b.pitch;
   });
-  score.end_tick = end_tick;
+  return end_tick;
+}
+
+}  // namespace
+
+midi::Score Tokenizer::decode(const int32_t* ids, size_t count, DecodeStats* stats) const {
+  DecodeStats st;
+  st.tokens = static_cast<int64_t>(count);
+  TokenReader reader(*this, st);
+  reader.read(ids, count);
+
+  const int64_t tpq = config_.decode_ticks_per_quarter;
+  const int64_t ticks_per_step = tpq / config_.positions_per_quarter;
+  midi::Score score;
+  score.format = 1;
+  score.division.ticks_per_quarter = static_cast<int>(tpq);
+  set_timeline(vocab_, reader, ticks_per_step, score);
+  const TrackMap tracks = add_tracks(reader.notes, score);
+  const int64_t notes_end = add_notes(reader.notes, tracks, ticks_per_step, tpq, score);
+  const int64_t bars_end = reader.started ? (reader.bar_start + reader.bar_steps) * ticks_per_step : 0;
+  score.end_tick = std::max(bars_end, notes_end);
   if (stats) *stats = st;
   return score;
 }
