@@ -34,8 +34,7 @@ void register_evaluate(CLI::App& app) {
     bool raw_weights = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand(
-      "evaluate", "metrics of a checkpoint on a split; predictions for data without targets or on request (an emotion model on MIDI files: kmidi predict)");
+  auto* cmd = add_command(app, "evaluate");
   add_config_args(*cmd, args->config);
   cmd->add_option("--checkpoint", args->options.checkpoint, "checkpoint file (.ckpt)")
       ->required()

@@ -592,10 +592,7 @@ nlohmann::ordered_json run(Args& a) {
 
 void register_evaluate_generation(CLI::App& app) {
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand(
-      "evaluate-generation",
-      "emotion control of a generator: pieces for each quadrant judged by an emotion model, and music metrics "
-      "against the real test pieces");
+  auto* cmd = add_command(app, "evaluate-generation");
   cmd->add_option("--checkpoint", args->checkpoint, "midi_generator checkpoint (.ckpt)")->required();
   cmd->add_option("--judge", args->judge, "emotion-task checkpoint that judges the pieces (.ckpt)")->required();
   cmd->add_option("--report", args->report, "JSON report to write (atomically)")->required();

@@ -25,9 +25,7 @@ void register_export(CLI::App& app) {
     bool raw_weights = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand(
-      "export", "export a trained model to checked ONNX files (onnx checker, shape inference, onnxruntime parity "
-                "with LibTorch); --all exports every model config and writes registry.json");
+  auto* cmd = add_command(app, "export");
   add_config_args(*cmd, args->config, /*config_required=*/false);
   cmd->add_option("--checkpoint", args->checkpoint,
                   "a .ckpt file, or 'auto': the newest valid step checkpoint of the run")

@@ -90,8 +90,7 @@ void run(const FetchArgs& args) {
 
 void register_fetch_data(CLI::App& app) {
   auto args = std::make_shared<FetchArgs>();
-  auto* cmd = app.add_subcommand("fetch-data",
-                                 "download, verify and extract public data sets (data/catalogue.yaml) or archives by URL");
+  auto* cmd = add_command(app, "fetch-data");
   cmd->add_option("targets", args->targets, "catalogue names (see --list) or http(s) URLs of zip/tar/tar.gz archives");
   cmd->add_option("--to", args->to,
                   "folder that receives the data sets (default: $KMIDI_DATA_ROOT, else ../shared/data beside the repo)");

@@ -147,7 +147,7 @@ void register_generate(CLI::App& app) {
     int threads = 0;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("generate", "sample pieces from a MIDI generator checkpoint and write them as MIDI");
+  auto* cmd = add_command(app, "generate");
   cmd->add_option("--checkpoint", args->checkpoint, "midi_generator checkpoint (.ckpt)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--emotion", args->emotion, "valence,arousal[,intensity], each in [-1, 1]")->capture_default_str();
   cmd->add_option("--out", args->outputs.out, "MIDI file to write (atomically): one piece");

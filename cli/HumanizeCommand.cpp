@@ -22,8 +22,7 @@ void register_humanize(CLI::App& app) {
     bool raw_weights = false;
   };
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand(
-      "humanize", "give a MIDI drum part (channel 10) human timing and velocities with a trained groove model");
+  auto* cmd = add_command(app, "humanize");
   cmd->add_option("input", args->input, "MIDI file with a drum part")->required()->check(CLI::ExistingFile);
   cmd->add_option("--checkpoint", args->checkpoint, "checkpoint of a `task: groove` run (.ckpt)")
       ->required()

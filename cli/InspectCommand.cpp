@@ -130,7 +130,7 @@ void print_summary(const InspectOptions& opt, const midi::Score& s) {
 
 void register_inspect(CLI::App& app) {
   auto opt = std::make_shared<InspectOptions>();
-  auto* cmd = app.add_subcommand("inspect", "summarize what the MIDI reader makes of a file, or print its notes as JSON lines");
+  auto* cmd = add_command(app, "inspect");
   cmd->add_option("file", opt->file, "Standard MIDI File (.mid, .midi, .kar)")->required();
   cmd->add_flag("--notes-json", opt->notes_json,
                 "print one JSON object per note per line: pitch, velocity, channel, program, track, "

@@ -27,7 +27,7 @@ void print_values(const char* title, const std::vector<onnx::ValueSpec>& values)
 }  // namespace
 
 void register_onnx(CLI::App& app) {
-  auto* cmd = app.add_subcommand("onnx", "inspect and check ONNX files");
+  auto* cmd = add_command(app, "onnx");
   cmd->require_subcommand(1);
   auto* inspect = cmd->add_subcommand("inspect", "print a file's inputs, outputs and metadata; --check runs "
                                                   "the onnx checker, shape inference and kmidi's conventions");

@@ -354,8 +354,7 @@ nlohmann::ordered_json run(const Args& a) {
 
 void register_predict(CLI::App& app) {
   auto args = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand(
-      "predict", "valence, arousal and Russell quadrant of MIDI files from an emotion checkpoint (needs nothing else)");
+  auto* cmd = add_command(app, "predict");
   cmd->footer(kFormatHelp);
   cmd->add_option("--checkpoint", args->checkpoint, "emotion-task checkpoint (.ckpt)")->required();
   cmd->add_option("inputs", args->inputs, "MIDI files, and folders searched recursively for *.mid and *.midi")

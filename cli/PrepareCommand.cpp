@@ -1,7 +1,8 @@
 // kmidi prepare --config configs/prepare_*.yaml: a MIDI corpus to token
 // shards (<split>.h5), tokenizer.json and prepare_report.json; a config with
 // `kind: spectocloud` prepares audio excerpts and target clouds instead
-// (datasets/spectocloud/SpectocloudPrepare.h).
+// (datasets/spectocloud/SpectocloudPrepare.h, cli/SpectocloudPrepareCommand.cpp;
+// it needs LibTorch, so the front hands it to build/libexec/kmidi).
 
 #include <CLI/CLI.hpp>
 
@@ -13,37 +14,13 @@
 #include "cli/Commands.h"
 #include "core/Config.h"
 #include "datasets/corpus/Prepare.h"
-#include "datasets/spectocloud/SpectocloudPrepare.h"
 
 namespace kmidi::cli {
-namespace {
-
-void prepare_spectocloud(const ConfigArgs& args) {
-  spectocloud::SpectocloudPrepareConfig config =
-      spectocloud::load_spectocloud_prepare_config(args.config, args.overrides);
-  if (args.print_config) {
-    std::printf("%s", config::to_yaml(config).c_str());
-    return;
-  }
-  const spectocloud::SpectocloudPrepareReport report = spectocloud::run_spectocloud_prepare(config);
-  std::printf("prepared %lld excerpts from %lld files into %s (%lld rendered now, %lld quiet excerpts left out)\n",
-              static_cast<long long>(report.items), static_cast<long long>(report.files), report.file.c_str(),
-              static_cast<long long>(report.rendered), static_cast<long long>(report.quiet_excerpts));
-  for (const spectocloud::SpectocloudSplitSummary& s : report.splits) {
-    std::printf("  %-12s %7lld items %5lld songs\n", s.name.c_str(), static_cast<long long>(s.items),
-                static_cast<long long>(s.songs));
-  }
-  for (const data::SkippedItem& s : report.skipped) std::printf("  skipped: %s: %s\n", s.path.c_str(), s.reason.c_str());
-  std::printf("  report: %s.report.json\n", report.file.c_str());
-}
-
-}  // namespace
-
-void register_prepare(CLI::App& app) {
+void register_prepare(CLI::App& app, SpectocloudPrepare spectocloud) {
   auto args = std::make_shared<ConfigArgs>();
-  auto* cmd = app.add_subcommand("prepare", "tokenize a MIDI corpus into HDF5 shards, one per split (kind: spectocloud: audio excerpts and target clouds)");
+  auto* cmd = add_command(app, "prepare");
   add_config_args(*cmd, *args);
-  cmd->callback([args] {
+  cmd->callback([args, spectocloud] {
     // `kind` picks the preparation; a token corpus config has none.
     config::Document peek = config::Document::load_file(args->config);
     peek.apply_overrides(args->overrides);
@@ -53,7 +30,7 @@ void register_prepare(CLI::App& app) {
         throw config::ConfigError(args->config + ": kind: expected spectocloud (or no kind for a MIDI token corpus), got '" +
                                   *kind + "'");
       }
-      prepare_spectocloud(*args);
+      spectocloud(*args);
       return;
     }
     corpus::PrepareConfig config = corpus::load_prepare_config(args->config, args->overrides);

@@ -10,7 +10,7 @@
 namespace kmidi::cli {
 
 void register_registry(CLI::App& app) {
-  auto* cmd = app.add_subcommand("registry", "the model registry manifest (registry.json)");
+  auto* cmd = add_command(app, "registry");
   cmd->require_subcommand(1);
   auto* validate = cmd->add_subcommand(
       "validate", "validate a manifest against export/schema/registry.schema.json, check ids, files and sha256 "

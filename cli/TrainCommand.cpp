@@ -13,7 +13,7 @@ namespace kmidi::cli {
 
 void register_train(CLI::App& app) {
   auto args = std::make_shared<ConfigArgs>();
-  auto* cmd = app.add_subcommand("train", "train a model from a job config (resumes the run folder by default)");
+  auto* cmd = add_command(app, "train");
   add_config_args(*cmd, *args);
   cmd->callback([args] {
     const train::TaskRegistry& registry = train::builtin_tasks();

@@ -23,7 +23,7 @@ void register_validate(CLI::App& app) {
     std::string report;  ///< empty: no report file
   };
   auto opt = std::make_shared<Options>();
-  auto* cmd = app.add_subcommand("validate", "check a corpus and its prepared shards before training on them");
+  auto* cmd = add_command(app, "validate");
   add_config_args(*cmd, opt->config);
   cmd->add_option("--report", opt->report, "write the JSON report to this file (default: none)");
   cmd->callback([opt] {

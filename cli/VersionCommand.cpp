@@ -9,7 +9,7 @@
 namespace kmidi::cli {
 
 void register_version(CLI::App& app) {
-  auto* cmd = app.add_subcommand("version", "print kmidi's version and the libraries it was built with");
+  auto* cmd = add_command(app, "version");
   cmd->callback([] {
     spdlog::debug("version requested");
     std::printf("kmidi %s\nLibTorch %s\n", KMIDI_VERSION, TORCH_VERSION);
