@@ -200,36 +200,29 @@ struct ItemBuilder {
   std::vector<double> offset_s;
 };
 
-}  // namespace
+/// The files of a source, sorted; with a limit, spread over the sorted list
+/// (file k * count / limit), so that a subset of a list sorted by label
+/// (EMOPIA's Q1..Q4) keeps every label.
+std::vector<std::string> source_listing(const SourceConfig& source) {
+  std::vector<std::string> listed = corpus::list_files(source.root.str(), source.include, {});
+  if (source.limit > 0 && static_cast<int64_t>(listed.size()) > source.limit) {
+    std::vector<std::string> kept;
+    const auto count = static_cast<int64_t>(listed.size());
+    for (int64_t k = 0; k < source.limit; ++k) kept.push_back(listed[static_cast<size_t>(k * count / source.limit)]);
+    listed = std::move(kept);
+  }
+  if (listed.empty()) throw DataError(source.root.str() + ": source '" + source.name + "' matches no files");
+  return listed;
+}
 
-SpectocloudPrepareReport run_spectocloud_prepare(const SpectocloudPrepareConfig& config) {
-  SpectocloudPrepareReport report;
-  report.file = config.output.file.str();
-  data::ErrorPolicy policy(data::parse_on_error(config.on_error));
-  const audio::MelSpectrogram mel(config.mel);
-  audio::MelConfig target_mel_config = config.mel;
-  target_mel_config.normalization = "none";
-  const audio::MelSpectrogram target_mel(target_mel_config);
-  const int64_t frames = config.excerpt.frames;
-  const int64_t samples = config.mel.samples_for_frames(frames);
-  const double excerpt_s = static_cast<double>(samples) / config.mel.sample_rate;
-
-  // 1. Files, songs and splits.
+/// The source files with their songs, splits and EMOPIA emotion labels; a
+/// clip without a label row fails or is skipped as the policy says.
+std::vector<SourceFile> source_files(const SpectocloudPrepareConfig& config, data::ErrorPolicy& policy) {
   std::vector<SourceFile> files_in;
   for (const SourceConfig& source : config.sources) {
     std::map<std::string, int> quadrants;
     if (source.kind == "emopia") quadrants = read_emopia_quadrants(source.labels.str());
-    std::vector<std::string> listed = corpus::list_files(source.root.str(), source.include, {});
-    if (source.limit > 0 && static_cast<int64_t>(listed.size()) > source.limit) {
-      // Spread over the sorted list (file k * count / limit), so that a
-      // subset of a list sorted by label (EMOPIA's Q1..Q4) keeps every label.
-      std::vector<std::string> kept;
-      const auto count = static_cast<int64_t>(listed.size());
-      for (int64_t k = 0; k < source.limit; ++k) kept.push_back(listed[static_cast<size_t>(k * count / source.limit)]);
-      listed = std::move(kept);
-    }
-    if (listed.empty()) throw DataError(source.root.str() + ": source '" + source.name + "' matches no files");
-    for (const std::string& relative : listed) {
+    for (const std::string& relative : source_listing(source)) {
       SourceFile f;
       f.source = &source;
       f.relative = relative;
@@ -255,68 +248,110 @@ SpectocloudPrepareReport run_spectocloud_prepare(const SpectocloudPrepareConfig&
       files_in.push_back(std::move(f));
     }
   }
+  return files_in;
+}
 
-  // 2. Excerpts of each file.
-  ItemBuilder b;
-  for (const SourceFile& file : files_in) {
+/// Cuts excerpts from the audio of source files into an ItemBuilder.
+class ExcerptCutter {
+ public:
+  ExcerptCutter(const SpectocloudPrepareConfig& config, SpectocloudPrepareReport& report)
+      : config_(config),
+        report_(report),
+        mel_(config.mel),
+        target_mel_(target_mel_config(config.mel)),
+        samples_(config.mel.samples_for_frames(config.excerpt.frames)),
+        excerpt_s_(static_cast<double>(samples_) / config.mel.sample_rate) {}
+
+  /// Every excerpt of one file (rendered first when it is MIDI). Throws
+  /// DataError when the file cannot be read, has no notes or fails to render.
+  void add_file(const SourceFile& file, ItemBuilder& b) {
     const bool with_midi = file.source->kind != "audio";
-    const auto ok = policy.attempt(file.path, [&]() -> bool {
-      std::optional<midi::Score> score;
-      double end_s = 0.0;
-      std::string audio_path = file.path;
-      if (with_midi) {
-        score = midi::read_midi_file(file.path);
-        if (score->notes.empty()) throw DataError(file.path + ": no notes to render");
-        audio_path = rendered_wav(config, file, report.rendered);
-        for (const midi::Note& n : score->notes) end_s = std::max(end_s, n.end_s);
+    std::optional<midi::Score> score;
+    double end_s = 0.0;
+    std::string audio_path = file.path;
+    if (with_midi) {
+      score = midi::read_midi_file(file.path);
+      if (score->notes.empty()) throw DataError(file.path + ": no notes to render");
+      audio_path = rendered_wav(config_, file, report_.rendered);
+      for (const midi::Note& n : score->notes) end_s = std::max(end_s, n.end_s);
+    }
+    const audio::AudioInfo info = audio::probe_audio(audio_path);
+    end_s = with_midi ? std::min(end_s, info.duration()) : info.duration();
+    for (int64_t k = 0; k < config_.excerpt.max_per_file; ++k) {
+      const double t0 = config_.excerpt.start_s + static_cast<double>(k) * config_.excerpt.stride_s;
+      if (t0 + excerpt_s_ > end_s) break;
+      std::optional<audio::AudioClip> clip = load_excerpt(audio_path, t0);
+      if (!clip) break;
+      if (is_quiet(*clip)) {
+        ++report_.quiet_excerpts;
+        continue;
       }
-      const audio::AudioInfo info = audio::probe_audio(audio_path);
-      end_s = with_midi ? std::min(end_s, info.duration()) : info.duration();
-      for (int64_t k = 0; k < config.excerpt.max_per_file; ++k) {
-        const double t0 = config.excerpt.start_s + static_cast<double>(k) * config.excerpt.stride_s;
-        if (t0 + excerpt_s > end_s) break;
-        audio::AudioLoadOptions options;
-        options.sample_rate = config.mel.sample_rate;
-        options.offset_s = t0;
-        options.duration_s = excerpt_s + 0.05;  // a little more, cut below: rounding never loses a frame
-        audio::AudioClip clip = audio::load_audio(audio_path, options);
-        if (static_cast<int64_t>(clip.samples.size()) < samples) break;
-        clip.samples.resize(static_cast<size_t>(samples));
-        clip.duration = excerpt_s;
-        double energy = 0.0;
-        for (float s : clip.samples) energy += static_cast<double>(s) * s;
-        if (std::sqrt(energy / static_cast<double>(samples)) < config.excerpt.min_rms) {
-          ++report.quiet_excerpts;
-          continue;
-        }
-        const at::Tensor spec = mel.from_clip(clip);
-        const at::Tensor db = target_mel.from_clip(clip);
-        const CloudTarget target = cloud_target(db, config.mel.top_db, config.points, file.emotion[0], file.emotion[1]);
-        features::MidiFeatures mf{};
-        if (with_midi) mf = features::midi_features(*score, t0, t0 + excerpt_s);
-        b.spectrogram.push_back(spec);
-        b.emotion.push_back(torch::tensor(std::vector<float>(file.emotion.begin(), file.emotion.end())));
-        b.midi_features.push_back(torch::tensor(std::vector<float>(mf.begin(), mf.end())));
-        b.positions.push_back(target.positions);
-        b.colors.push_back(target.colors);
-        b.properties.push_back(target.properties);
-        b.has_midi.push_back(with_midi ? 1 : 0);
-        b.has_emotion.push_back(file.has_emotion ? 1 : 0);
-        b.offset_s.push_back(t0);
-        char offset[32];
-        std::snprintf(offset, sizeof offset, "%.3f", t0);
-        b.items.id.push_back(file.source->name + "/" + file.relative + "@" + offset);
-        b.items.split.push_back(file.split);
-        b.items.song.push_back(file.song);
-        b.items.audio.push_back(audio_path);
-        b.items.midi.push_back(with_midi ? file.path : "");
-      }
-      return true;
-    });
-    if (ok) ++report.files;
+      add_excerpt(file, *clip, score ? &*score : nullptr, audio_path, t0, b);
+    }
   }
-  if (b.spectrogram.empty()) throw DataError(config.output.file.str() + ": no excerpts were prepared from the sources");
 
+ private:
+  static audio::MelConfig target_mel_config(audio::MelConfig mel) {
+    mel.normalization = "none";
+    return mel;
+  }
+
+  /// The excerpt at t0, or nothing when the audio ends before it is whole.
+  std::optional<audio::AudioClip> load_excerpt(const std::string& audio_path, double t0) const {
+    audio::AudioLoadOptions options;
+    options.sample_rate = config_.mel.sample_rate;
+    options.offset_s = t0;
+    options.duration_s = excerpt_s_ + 0.05;  // a little more, cut below: rounding never loses a frame
+    audio::AudioClip clip = audio::load_audio(audio_path, options);
+    if (static_cast<int64_t>(clip.samples.size()) < samples_) return std::nullopt;
+    clip.samples.resize(static_cast<size_t>(samples_));
+    clip.duration = excerpt_s_;
+    return clip;
+  }
+
+  bool is_quiet(const audio::AudioClip& clip) const {
+    double energy = 0.0;
+    for (float s : clip.samples) energy += static_cast<double>(s) * s;
+    return std::sqrt(energy / static_cast<double>(samples_)) < config_.excerpt.min_rms;
+  }
+
+  /// One item: spectrogram, target cloud, MIDI features of the span (score
+  /// null for audio sources) and the item's id, split and paths.
+  void add_excerpt(const SourceFile& file, const audio::AudioClip& clip, const midi::Score* score,
+                   const std::string& audio_path, double t0, ItemBuilder& b) const {
+    const at::Tensor spec = mel_.from_clip(clip);
+    const at::Tensor db = target_mel_.from_clip(clip);
+    const CloudTarget target = cloud_target(db, config_.mel.top_db, config_.points, file.emotion[0], file.emotion[1]);
+    features::MidiFeatures mf{};
+    if (score) mf = features::midi_features(*score, t0, t0 + excerpt_s_);
+    b.spectrogram.push_back(spec);
+    b.emotion.push_back(torch::tensor(std::vector<float>(file.emotion.begin(), file.emotion.end())));
+    b.midi_features.push_back(torch::tensor(std::vector<float>(mf.begin(), mf.end())));
+    b.positions.push_back(target.positions);
+    b.colors.push_back(target.colors);
+    b.properties.push_back(target.properties);
+    b.has_midi.push_back(score ? 1 : 0);
+    b.has_emotion.push_back(file.has_emotion ? 1 : 0);
+    b.offset_s.push_back(t0);
+    char offset[32];
+    std::snprintf(offset, sizeof offset, "%.3f", t0);
+    b.items.id.push_back(file.source->name + "/" + file.relative + "@" + offset);
+    b.items.split.push_back(file.split);
+    b.items.song.push_back(file.song);
+    b.items.audio.push_back(audio_path);
+    b.items.midi.push_back(score ? file.path : "");
+  }
+
+  const SpectocloudPrepareConfig& config_;
+  SpectocloudPrepareReport& report_;
+  const audio::MelSpectrogram mel_;
+  const audio::MelSpectrogram target_mel_;  ///< unnormalised dB, for the target cloud
+  const int64_t samples_;
+  const double excerpt_s_;
+};
+
+/// The items as stacked tensors.
+CacheItems stacked_items(ItemBuilder& b) {
   CacheItems& items = b.items;
   items.spectrogram = torch::stack(b.spectrogram);
   items.emotion = torch::stack(b.emotion);
@@ -327,25 +362,25 @@ SpectocloudPrepareReport run_spectocloud_prepare(const SpectocloudPrepareConfig&
   items.has_midi = torch::tensor(std::vector<int8_t>(b.has_midi.begin(), b.has_midi.end()), torch::kChar);
   items.has_emotion = torch::tensor(std::vector<int8_t>(b.has_emotion.begin(), b.has_emotion.end()), torch::kChar);
   items.offset_s = torch::tensor(b.offset_s, torch::kDouble);
+  return std::move(b.items);
+}
+
+CacheHeader cache_header(const SpectocloudPrepareConfig& config) {
   CacheHeader header;
   header.n_mels = config.mel.n_mels;
-  header.frames = frames;
+  header.frames = config.excerpt.frames;
   header.points = config.points;
   header.sample_rate = config.mel.sample_rate;
   header.target_version = kCloudTargetVersion;
   audio::MelConfig mel_copy = config.mel;
   header.mel_config = config::to_yaml(mel_copy);
-  write_cache(config.output.file.str(), header, items, config.output.deflate_level);
-  report.items = items.size();
-  report.skipped = policy.skipped();
+  return header;
+}
 
-  nlohmann::ordered_json j;
-  j["file"] = report.file;
-  j["files"] = report.files;
-  j["items"] = report.items;
-  j["rendered"] = report.rendered;
-  j["quiet_excerpts"] = report.quiet_excerpts;
-  for (const std::string& name : config.split.names) {
+/// Items and songs per split, in the config's split order.
+std::vector<SpectocloudSplitSummary> split_summaries(const std::vector<std::string>& names, const CacheItems& items) {
+  std::vector<SpectocloudSplitSummary> out;
+  for (const std::string& name : names) {
     SpectocloudSplitSummary s;
     s.name = name;
     std::set<std::string> songs;
@@ -355,12 +390,49 @@ SpectocloudPrepareReport run_spectocloud_prepare(const SpectocloudPrepareConfig&
       songs.insert(items.song[i]);
     }
     s.songs = static_cast<int64_t>(songs.size());
-    report.splits.push_back(s);
-    j["splits"][name] = {{"items", s.items}, {"songs", s.songs}};
+    out.push_back(s);
   }
+  return out;
+}
+
+/// <file>.report.json: the report's counts, splits and skipped files.
+void write_report_json(const SpectocloudPrepareReport& report) {
+  nlohmann::ordered_json j;
+  j["file"] = report.file;
+  j["files"] = report.files;
+  j["items"] = report.items;
+  j["rendered"] = report.rendered;
+  j["quiet_excerpts"] = report.quiet_excerpts;
+  for (const SpectocloudSplitSummary& s : report.splits) j["splits"][s.name] = {{"items", s.items}, {"songs", s.songs}};
   j["skipped"] = nlohmann::json::array();
   for (const data::SkippedItem& s : report.skipped) j["skipped"].push_back({{"path", s.path}, {"reason", s.reason}});
-  files::write_atomic(config.output.file.str() + ".report.json", j.dump(2) + "\n");
+  files::write_atomic(report.file + ".report.json", j.dump(2) + "\n");
+}
+
+}  // namespace
+
+SpectocloudPrepareReport run_spectocloud_prepare(const SpectocloudPrepareConfig& config) {
+  SpectocloudPrepareReport report;
+  report.file = config.output.file.str();
+  data::ErrorPolicy policy(data::parse_on_error(config.on_error));
+  ExcerptCutter cutter(config, report);
+  const std::vector<SourceFile> files_in = source_files(config, policy);
+  ItemBuilder b;
+  for (const SourceFile& file : files_in) {
+    const auto ok = policy.attempt(file.path, [&]() -> bool {
+      cutter.add_file(file, b);
+      return true;
+    });
+    if (ok) ++report.files;
+  }
+  if (b.spectrogram.empty()) throw DataError(config.output.file.str() + ": no excerpts were prepared from the sources");
+
+  const CacheItems items = stacked_items(b);
+  write_cache(config.output.file.str(), cache_header(config), items, config.output.deflate_level);
+  report.items = items.size();
+  report.skipped = policy.skipped();
+  report.splits = split_summaries(config.split.names, items);
+  write_report_json(report);
   return report;
 }
 
