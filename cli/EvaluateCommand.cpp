@@ -8,7 +8,7 @@
 #include "core/Config.h"
 #include "core/Errors.h"
 #include "train/Job.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 #include "train/tasks/EmotionTask.h"
 
 namespace kmidi::cli {

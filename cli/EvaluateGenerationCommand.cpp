@@ -54,7 +54,7 @@
 #include "models/Sampling.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 #include "train/tasks/EmotionTask.h"
 #include "train/tasks/MidiGeneratorTask.h"
 

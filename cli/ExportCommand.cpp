@@ -11,7 +11,7 @@
 #include "export/ModelExport.h"
 #include "export/NightlyExport.h"
 #include "train/Job.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 
 namespace kmidi::cli {
 

@@ -17,7 +17,7 @@
 #include "datasets/midi/MidiWriter.h"
 #include "datasets/tokenizer/Grammar.h"
 #include "models/Sampling.h"
-#include "train/Runtime.h"
+#include "train/runtime/Runtime.h"
 #include "train/tasks/MidiGeneratorTask.h"
 
 namespace kmidi::cli {

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "cli/Commands.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/ModelCheck.h"
 
 namespace kmidi::cli {
 namespace {

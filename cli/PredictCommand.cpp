@@ -47,8 +47,8 @@
 #include "datasets/tokenizer/Tokenizer.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
-#include "train/Runtime.h"
-#include "train/Tasks.h"
+#include "train/runtime/Runtime.h"
+#include "train/tasks/Tasks.h"
 #include "train/tasks/EmotionTask.h"
 
 namespace fs = std::filesystem;

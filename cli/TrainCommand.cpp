@@ -7,7 +7,7 @@
 #include "cli/Commands.h"
 #include "core/Config.h"
 #include "train/Job.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 
 namespace kmidi::cli {
 

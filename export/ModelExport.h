@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "export/Parity.h"
+#include "onnx/check/Parity.h"
 #include "export/registry/Registry.h"
 
 namespace kmidi::train {

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "core/Errors.h"
-#include "export/TorchTensors.h"
-#include "export/onnx/Metadata.h"
+#include "onnx/torch/TorchTensors.h"
+#include "onnx/Metadata.h"
 #include "models/EmotionModel.h"
 #include "models/GrooveModel.h"
 #include "models/OnnxLayers.h"

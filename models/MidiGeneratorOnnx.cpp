@@ -5,8 +5,8 @@
 #include <cmath>
 #include <vector>
 
-#include "export/TorchTensors.h"
-#include "export/onnx/Metadata.h"
+#include "onnx/torch/TorchTensors.h"
+#include "onnx/Metadata.h"
 #include "models/OnnxLayers.h"
 
 namespace kmidi::models {

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <string>
 
-#include "export/onnx/ModelBuilder.h"
+#include "onnx/ModelBuilder.h"
 #include "models/MidiGenerator.h"
 
 namespace kmidi::models {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <vector>
 
-#include "export/TorchTensors.h"
+#include "onnx/torch/TorchTensors.h"
 
 namespace kmidi::models::onnx_emit {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "export/onnx/ModelBuilder.h"
+#include "onnx/ModelBuilder.h"
 #include "models/Layers.h"
 
 namespace kmidi::models::onnx_emit {

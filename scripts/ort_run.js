@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Runs an ONNX model in onnxruntime-node (CPU execution provider) for kmidi's
-// export checks and latency measurements. Called by export/OrtRunner.cpp;
+// export checks and latency measurements. Called by onnx/check/OrtRunner.cpp;
 // usable by hand:
 //
 //   node scripts/ort_run.js MODEL.onnx REQUEST.json

@@ -16,7 +16,7 @@
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "core/Strings.h"
-#include "train/Crc32c.h"
+#include "core/Crc32c.h"
 
 namespace fs = std::filesystem;
 

@@ -5,7 +5,6 @@
 
 #include "core/Errors.h"
 #include "core/Logging.h"
-#include "train/detail/ProcessGroupContext.h"
 
 namespace kmidi::train {
 
@@ -94,7 +93,7 @@ std::shared_ptr<DistributedContext> DistributedContext::create(const Distributed
     spdlog::debug("single process ({}) on {}", launch.origin, chosen.str());
     return std::make_shared<SingleProcessContext>(chosen, launch);
   }
-  auto context = std::make_shared<detail::ProcessGroupContext>(launch, config, chosen, backend);
+  auto context = detail::make_process_group_context(launch, config, chosen, backend);
   spdlog::info("distributed: {} processes started by {} ({}), backend {}, this is rank {} on {}",
                launch.world_size, launch.launcher, launch.origin, backend, launch.rank, chosen.str());
   return context;

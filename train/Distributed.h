@@ -133,6 +133,14 @@ class DistributedContext {
   std::string backend_ = "none";
 };
 
+namespace detail {
+/// The context of a job of several processes (train/detail/ProcessGroupContext.cpp);
+/// declared here so that this folder does not include train/detail/.
+std::shared_ptr<DistributedContext> make_process_group_context(const LaunchEnvironment& launch,
+                                                               const DistributedConfig& config, c10::Device device,
+                                                               const std::string& backend);
+}  // namespace detail
+
 /// The device of a process of `launch`: "cpu" gives the CPU without an index
 /// (never cpu:N), "cuda" gives cuda:LOCAL_RANK (UsageError without CUDA or
 /// without a GPU for the local rank), "auto" is cuda when available, else cpu.

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/Errors.h"
-#include "train/Hostlist.h"
+#include "core/Hostlist.h"
 
 namespace kmidi::train {
 namespace {

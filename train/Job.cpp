@@ -17,7 +17,7 @@
 #include "train/Checkpoint.h"
 #include "train/Ema.h"
 #include "train/InitFrom.h"
-#include "train/Runtime.h"
+#include "train/runtime/Runtime.h"
 
 namespace fs = std::filesystem;
 

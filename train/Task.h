@@ -1,7 +1,7 @@
 #pragma once
 // What a model family gives the generic trainer. A family (MIDI generator,
 // spectocloud, emotion, groove) implements Task and registers it by name in
-// builtin_tasks() (train/Tasks.cpp); a job config's `task:` key selects it.
+// builtin_tasks() (train/tasks/Tasks.cpp); a job config's `task:` key selects it.
 //
 // Loss contract: forward() returns the SUM of per-unit losses over the
 // batch's units (Batch::units: non-pad tokens, samples, points), never the
@@ -94,8 +94,8 @@ struct GraphExport {
   /// Optional check across the task's graphs, e.g. "the incremental graph
   /// reproduces the full graph's logits token by token" and "generated ids
   /// decode with nothing but the file's metadata": the generator plugs in
-  /// onnx::generator_extra_check (export/GeneratorExportCheck.h; library
-  /// kmidi_export_generator). The pipeline calls it after every graph of
+  /// onnx::generator_extra_check (onnx/check/GeneratorExportCheck.h; library
+  /// kmidi_onnx_check). The pipeline calls it after every graph of
   /// the task passed its own checks (onnx checker, shape inference, parity),
   /// with the checked candidate files by suffix ("" for the main graph), and
   /// before any of them is renamed into place. It throws (CheckFailed) to
@@ -159,7 +159,7 @@ struct TaskEntry {
   std::function<std::unique_ptr<Task>(config::Section& config, const TaskContext& context)> make_task;
 };
 
-/// Tasks by name. The product's registry is builtin_tasks() (train/Tasks.h);
+/// Tasks by name. The product's registry is builtin_tasks() (train/tasks/Tasks.h);
 /// tests build their own with test-only fixtures.
 class TaskRegistry {
  public:

@@ -24,8 +24,8 @@
 #include "train/Ema.h"
 #include "train/MetricsLog.h"
 #include "train/Profile.h"
-#include "train/Runtime.h"
-#include "train/TensorBoard.h"
+#include "train/runtime/Runtime.h"
+#include "train/io/TensorBoard.h"
 
 namespace kmidi::train {
 

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "core/Files.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
 #include "tests/support/TestSupport.h"
 
 namespace kmidi {

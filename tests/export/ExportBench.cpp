@@ -21,10 +21,10 @@
 
 #include "core/Files.h"
 #include "datasets/tokenizer/Tokenizer.h"
-#include "export/OrtRunner.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/check/OrtRunner.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
+#include "onnx/ModelCheck.h"
 #include "models/MidiGeneratorOnnx.h"
 #include "models/Spectocloud.h"
 

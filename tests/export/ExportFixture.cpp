@@ -7,9 +7,9 @@
 #include <mutex>
 
 #include "core/Errors.h"
-#include "export/TorchTensors.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
+#include "onnx/torch/TorchTensors.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
 
 namespace kmidi::test {
 

@@ -23,15 +23,15 @@
 #include "datasets/corpus/PrepareConfig.h"
 #include "export/ModelExport.h"
 #include "export/NightlyExport.h"
-#include "export/OrtRunner.h"
-#include "export/Parity.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/check/OrtRunner.h"
+#include "onnx/check/Parity.h"
+#include "onnx/ModelCheck.h"
 #include "export/registry/Registry.h"
 #include "tests/export/ExportFixture.h"
 #include "tests/support/TestSupport.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 
 namespace kmidi::exporter {
 namespace {

@@ -1,14 +1,14 @@
-// export/IncrementalCheck.h on a real MidiGenerator over the real tokenizer's
+// onnx/check/IncrementalCheck.h on a real MidiGenerator over the real tokenizer's
 // vocabulary and real POP909 token ids: the incremental graph streamed token
 // by token reproduces the full graph, and a wrong incremental graph is caught.
 
-#include "export/IncrementalCheck.h"
+#include "onnx/check/IncrementalCheck.h"
 
 #include <gtest/gtest.h>
 
 #include "core/Errors.h"
-#include "export/GeneratorExportCheck.h"
-#include "export/Parity.h"
+#include "onnx/check/GeneratorExportCheck.h"
+#include "onnx/check/Parity.h"
 #include "tests/export/GeneratorExportChecks.h"
 
 namespace kmidi::onnx {

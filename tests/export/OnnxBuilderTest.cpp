@@ -10,9 +10,9 @@
 #include <unordered_set>
 
 #include "core/Errors.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
+#include "onnx/ModelCheck.h"
 
 namespace kmidi::onnx {
 namespace {

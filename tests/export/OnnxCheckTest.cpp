@@ -13,10 +13,10 @@
 
 #include "core/Errors.h"
 #include "core/Files.h"
-#include "export/onnx/CheckedWrite.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/CheckedWrite.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
+#include "onnx/ModelCheck.h"
 #include "tests/support/TestSupport.h"
 
 namespace kmidi::onnx {

@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 #include "core/Errors.h"
-#include "export/OrtRunner.h"
-#include "export/Parity.h"
-#include "export/TorchTensors.h"
-#include "export/onnx/CheckedWrite.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/check/OrtRunner.h"
+#include "onnx/check/Parity.h"
+#include "onnx/torch/TorchTensors.h"
+#include "onnx/CheckedWrite.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
+#include "onnx/ModelCheck.h"
 #include "tests/support/TestSupport.h"
 
 namespace kmidi::onnx {

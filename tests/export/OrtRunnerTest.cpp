@@ -15,11 +15,11 @@
 #include <thread>
 
 #include "core/Errors.h"
-#include "export/OrtRunner.h"
-#include "export/TorchTensors.h"
-#include "export/onnx/CheckedWrite.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
+#include "onnx/check/OrtRunner.h"
+#include "onnx/torch/TorchTensors.h"
+#include "onnx/CheckedWrite.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
 #include "tests/support/TestSupport.h"
 
 namespace kmidi::onnx {

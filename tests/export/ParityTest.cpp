@@ -6,7 +6,7 @@
 #include <limits>
 
 #include "core/Errors.h"
-#include "export/Parity.h"
+#include "onnx/check/Parity.h"
 
 namespace kmidi::onnx {
 namespace {

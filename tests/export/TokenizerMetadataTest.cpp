@@ -2,7 +2,7 @@
 // tokenizer comes back from metadata_props, and decoding with it gives the
 // same MIDI as the tokenizer the model was trained with.
 
-#include "export/TokenizerMetadata.h"
+#include "onnx/check/TokenizerMetadata.h"
 
 #include <gtest/gtest.h>
 

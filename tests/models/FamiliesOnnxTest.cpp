@@ -5,10 +5,10 @@
 #include <torch/torch.h>
 
 #include "core/Files.h"
-#include "export/Parity.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/check/Parity.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
+#include "onnx/ModelCheck.h"
 #include "models/EmotionModel.h"
 #include "models/GrooveModel.h"
 #include "models/Spectocloud.h"

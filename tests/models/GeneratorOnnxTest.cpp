@@ -5,11 +5,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "export/OrtRunner.h"
-#include "export/Parity.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/check/OrtRunner.h"
+#include "onnx/check/Parity.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
+#include "onnx/ModelCheck.h"
 #include "core/Files.h"
 #include "models/MidiGeneratorOnnx.h"
 #include "tests/support/OnnxProtoView.h"

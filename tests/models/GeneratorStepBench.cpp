@@ -18,7 +18,7 @@
 #include "train/Optimizer.h"
 #include "train/Precision.h"
 #include "train/Profile.h"
-#include "train/Runtime.h"
+#include "train/runtime/Runtime.h"
 #include "train/TrainConfig.h"
 
 int main(int argc, char** argv) {

@@ -1,4 +1,4 @@
-#include "train/Crc32c.h"
+#include "core/Crc32c.h"
 
 #include <gtest/gtest.h>
 

@@ -34,7 +34,7 @@
 #include "core/Logging.h"
 #include "core/Strings.h"
 #include "train/Distributed.h"
-#include "train/Runtime.h"
+#include "train/runtime/Runtime.h"
 #include "train/detail/GradientBuckets.h"
 
 namespace {

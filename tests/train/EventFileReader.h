@@ -12,7 +12,7 @@
 
 #include "core/Files.h"
 #include "tensorboard_event.pb.h"
-#include "train/Crc32c.h"
+#include "core/Crc32c.h"
 
 namespace kmidi::test {
 

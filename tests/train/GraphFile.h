@@ -6,9 +6,9 @@
 #include <string>
 
 #include "core/Files.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelBuilder.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelBuilder.h"
+#include "onnx/ModelCheck.h"
 #include "train/Task.h"
 
 namespace kmidi::test {

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/Errors.h"
-#include "train/Hostlist.h"
+#include "core/Hostlist.h"
 
 namespace kmidi::train {
 namespace {

@@ -13,7 +13,7 @@
 #include "core/Files.h"
 #include "tests/train/TrainTestUtil.h"
 #include "train/Checkpoint.h"
-#include "train/Runtime.h"
+#include "train/runtime/Runtime.h"
 
 namespace kmidi::train {
 namespace {

@@ -29,7 +29,7 @@
 #include "train/Checkpoint.h"
 #include "train/Job.h"
 #include "train/Precision.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 #include "train/Trainer.h"
 
 namespace kmidi::train {

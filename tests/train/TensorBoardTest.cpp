@@ -1,4 +1,4 @@
-#include "train/TensorBoard.h"
+#include "train/io/TensorBoard.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

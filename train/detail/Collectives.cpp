@@ -23,7 +23,7 @@
 
 #include "core/Errors.h"
 #include "core/Strings.h"
-#include "train/Runtime.h"
+#include "train/runtime/Runtime.h"
 
 namespace kmidi::train::detail {
 

@@ -142,4 +142,10 @@ void ProcessGroupContext::abort(const std::string& reason) { collectives_->abort
 
 void ProcessGroupContext::stop_on_request(const std::string& reason) { collectives_->stop_on_request(reason); }
 
+std::shared_ptr<DistributedContext> make_process_group_context(const LaunchEnvironment& launch,
+                                                               const DistributedConfig& config, c10::Device device,
+                                                               const std::string& backend) {
+  return std::make_shared<ProcessGroupContext>(launch, config, device, backend);
+}
+
 }  // namespace kmidi::train::detail

@@ -14,7 +14,7 @@
 #include "datasets/features/ScorePerturbation.h"
 #include "datasets/shards/Shard.h"
 #include "datasets/tokenizer/Tokenizer.h"
-#include "export/onnx/Metadata.h"
+#include "onnx/Metadata.h"
 
 namespace fs = std::filesystem;
 

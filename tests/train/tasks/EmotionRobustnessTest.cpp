@@ -17,7 +17,7 @@
 #include "tests/support/TestSupport.h"
 #include "train/Checkpoint.h"
 #include "train/Job.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 #include "train/Trainer.h"
 #include "train/tasks/EmotionTask.h"
 

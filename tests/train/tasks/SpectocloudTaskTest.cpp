@@ -10,13 +10,13 @@
 
 #include "core/Files.h"
 #include "export/ModelExport.h"
-#include "export/Parity.h"
-#include "export/onnx/Metadata.h"
-#include "export/onnx/ModelCheck.h"
+#include "onnx/check/Parity.h"
+#include "onnx/Metadata.h"
+#include "onnx/ModelCheck.h"
 #include "tests/datasets/spectocloud/SpectocloudTestUtil.h"
 #include "tests/train/GraphFile.h"
 #include "train/Job.h"
-#include "train/Tasks.h"
+#include "train/tasks/Tasks.h"
 #include "train/tasks/SpectocloudTask.h"
 
 namespace kmidi::train {
