@@ -3,6 +3,12 @@
 #include <torch/torch.h>
 
 #include <stdexcept>
+#include <vector>
+
+#include "core/Errors.h"
+#include "models/OnnxLayers.h"
+#include "onnx/Metadata.h"
+#include "onnx/torch/TorchTensors.h"
 
 namespace kmidi::models {
 
@@ -74,6 +80,88 @@ std::tuple<at::Tensor, at::Tensor> EmotionModelImpl::forward(const at::Tensor& i
   const at::Tensor fused =
       torch::dropout(torch::gelu(fusion->forward(torch::cat(parts, 1))), o.dropout, training);
   return {torch::tanh(valence_arousal_head->forward(fused)), quadrant_head->forward(fused)};
+}
+
+// ONNX emission: mirrors the forward above (see the tests in tests/models).
+
+using onnx::DType;
+using onnx::Value;
+using namespace onnx_emit;
+
+namespace {
+
+// Standardisation and the two feature layers: [B, F] → [B, hidden].
+Value emotion_feature_branch(onnx::ModelBuilder& b, EmotionModelImpl& m, const Value& features) {
+  const Value z = b.div(b.sub(features, b.initializer("feature_mean", onnx::to_tensor_data(m.feature_mean))),
+                        b.initializer("feature_std", onnx::to_tensor_data(m.feature_std)));
+  const Value h = b.gelu(linear(b, z, m.feature_in, "feature_in"));
+  return b.gelu(linear(b, h, m.feature_hidden, "feature_hidden"));
+}
+
+}  // namespace
+
+void emit_emotion_model(onnx::ModelBuilder& b, EmotionModelImpl& m) {
+  torch::NoGradGuard no_grad;
+  const EmotionModelOptions& o = m.options();
+  b.set_metadata(onnx::meta::kModelFamily, "emotion");
+  b.set_metadata(onnx::meta::kProfile, "full");
+  std::vector<Value> parts;
+  if (o.use_tokens) {
+    const Value ids = b.input("input_ids", DType::kInt64, {"batch", "sequence"});
+    const Value mask = b.input("attention_mask", DType::kInt64, {"batch", "sequence"}, "1 for tokens, 0 for padding");
+    const int64_t hd = o.encoder.d_model / o.encoder.n_heads;
+    const Value allowed = b.unsqueeze(b.cast(mask, DType::kBool), {1, 2});  // [B, 1, 1, T]
+    const RotaryTables rotary = rotary_tables(b, positions_from_mask(b, mask), true, hd, o.encoder.rope_base);
+    const Value x = b.embedding(ids, onnx::to_tensor_data(m.token_embedding->weight), "token_embedding");
+    const Value h = encoder(b, x, *m.encoder, allowed, rotary, "encoder");
+    parts.push_back(masked_mean(b, h, b.cast(mask, DType::kFloat32)));
+  }
+  if (o.use_features) {
+    const Value f = b.input("features", DType::kFloat32, {"batch", o.feature_dim}, "the emotion feature vector");
+    parts.push_back(emotion_feature_branch(b, m, f));
+  }
+  const Value fused = b.gelu(linear(b, parts.size() == 1 ? parts[0] : b.concat(parts, 1), m.fusion, "fusion"));
+  b.output(b.tanh(linear(b, fused, m.valence_arousal_head, "valence_arousal_head")), "valence_arousal",
+           DType::kFloat32, {"batch", 2}, "valence, arousal in [-1, 1]");
+  b.output(b.softmax(linear(b, fused, m.quadrant_head, "quadrant_head"), -1), "quadrant", DType::kFloat32,
+           {"batch", o.num_quadrants}, "probabilities of Q1..Q4");
+}
+
+at::Tensor legacy_emotion_layout() {
+  at::Tensor layout = torch::zeros({2, kLegacyEmotionOutput});
+  layout[0].narrow(0, 0, kLegacyEmotionBlock).fill_(1.0f);
+  layout[1].narrow(0, kLegacyEmotionBlock, kLegacyEmotionBlock).fill_(1.0f);
+  return layout;
+}
+
+at::Tensor legacy_emotion_output(const at::Tensor& valence_arousal) {
+  return valence_arousal.matmul(legacy_emotion_layout().to(valence_arousal.device(), valence_arousal.scalar_type()));
+}
+
+bool fits_legacy_emotion_slot(const EmotionModelImpl& m) {
+  const EmotionModelOptions& o = m.options();
+  return o.use_features && !o.use_tokens && o.feature_dim == kLegacyEmotionInput;
+}
+
+void emit_emotion_legacy(onnx::ModelBuilder& b, EmotionModelImpl& m) {
+  torch::NoGradGuard no_grad;
+  if (!fits_legacy_emotion_slot(m)) {
+    throw UsageError("emotion model: the legacy emotionrecognizer slot takes the " +
+                     std::to_string(kLegacyEmotionInput) + " emotion features alone (data.inputs: features)");
+  }
+  b.set_metadata(onnx::meta::kModelFamily, "emotion");
+  b.set_metadata(onnx::meta::kProfile, "legacy");
+  b.set_metadata("kmidi.legacy.slot", "emotionrecognizer");
+  b.set_metadata("kmidi.legacy.output_layout",
+                 "0-15 valence, 16-31 arousal (each value repeated, in [-1, 1]); 32-47 dominance, 48-63 complexity "
+                 "(not predicted: 0)");
+  const Value f = b.input("input", DType::kFloat32, {int64_t{1}, kLegacyEmotionInput},
+                          "the 128 emotion features (datasets/features/EmotionFeatures.h)");
+  const Value fused = b.gelu(linear(b, emotion_feature_branch(b, m, f), m.fusion, "fusion"));
+  const Value va = b.tanh(linear(b, fused, m.valence_arousal_head, "valence_arousal_head"));
+  b.output(b.matmul(va, b.initializer("legacy_layout", onnx::to_tensor_data(legacy_emotion_layout()))), "output",
+           DType::kFloat32, {int64_t{1}, kLegacyEmotionOutput},
+           "valence, arousal, dominance, complexity: 16 values each");
 }
 
 }  // namespace kmidi::models

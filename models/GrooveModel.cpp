@@ -4,6 +4,10 @@
 
 #include <stdexcept>
 
+#include "models/OnnxLayers.h"
+#include "onnx/Metadata.h"
+#include "onnx/torch/TorchTensors.h"
+
 namespace kmidi::models {
 
 void GrooveModelOptions::validate() const {
@@ -68,6 +72,48 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> GrooveModelImpl::forward(const at
   at::Tensor style;
   if (style_head) style = style_head->forward(h.mean(1));
   return {0.5 * torch::tanh(offset_head->forward(h)), torch::sigmoid(velocity_head->forward(h)), style};
+}
+
+// ONNX emission: mirrors the forward above (see the tests in tests/models).
+
+using onnx::DType;
+using onnx::Value;
+using namespace onnx_emit;
+
+void emit_groove_model(onnx::ModelBuilder& b, GrooveModelImpl& m) {
+  torch::NoGradGuard no_grad;
+  const GrooveModelOptions& o = m.options();
+  b.set_metadata(onnx::meta::kModelFamily, "groove");
+  b.set_metadata(onnx::meta::kProfile, "full");
+  const Value hits = b.input("hits", DType::kFloat32, {"batch", "sequence", o.drum_classes},
+                             "1 where a drum class is struck on a 16th-note step");
+  const Value tempo = b.input("tempo", DType::kFloat32, {"batch", 1}, "bpm / 200");
+  Value x = b.add(linear(b, hits, m.hit_embedding, "hit_embedding"),
+                  b.unsqueeze(linear(b, tempo, m.tempo_embedding, "tempo_embedding"), {1}));
+  if (m.bar_position) {
+    // Position in the bar of each step: Range(0, T) mod bar_steps, embedded, broadcast over the batch.
+    b.set_metadata("kmidi.groove.bar_steps", std::to_string(o.bar_steps));
+    const Value steps = b.node("Range", {b.scalar_int64(0), dim_scalar(b, hits, 1), b.scalar_int64(1)}, {}, "steps");
+    const Value in_bar = b.node("Mod", {steps, b.scalar_int64(o.bar_steps)}, {}, "bar_position_ids");
+    x = b.add(x, b.embedding(in_bar, onnx::to_tensor_data(m.bar_position->weight), "bar_position"));
+  }
+  if (m.player_embedding) {
+    const Value player = b.input("player", DType::kInt64, {"batch"}, "0: any player; 1..P: kmidi.groove.players");
+    x = b.add(x, b.unsqueeze(b.embedding(player, onnx::to_tensor_data(m.player_embedding->weight), "player_embedding"),
+                             {1}));
+  }
+  const int64_t hd = o.encoder.d_model / o.encoder.n_heads;
+  const RotaryTables rotary =
+      rotary_tables(b, position_range(b, b.scalar_int64(0), dim_scalar(b, hits, 1)), false, hd, o.encoder.rope_base);
+  const Value h = encoder(b, x, *m.encoder, Value(), rotary, "encoder");
+  b.output(b.mul(b.scalar_float32(0.5f), b.tanh(linear(b, h, m.offset_head, "offset_head"))), "offsets",
+           DType::kFloat32, {"batch", "sequence", o.drum_classes}, "timing offset in steps, [-0.5, 0.5]");
+  b.output(b.sigmoid(linear(b, h, m.velocity_head, "velocity_head")), "velocities", DType::kFloat32,
+           {"batch", "sequence", o.drum_classes}, "velocity / 127");
+  if (m.style_head) {
+    b.output(b.softmax(linear(b, b.reduce_mean(h, {1}, false), m.style_head, "style_head"), -1), "style",
+             DType::kFloat32, {"batch", o.num_styles}, "style probabilities");
+  }
 }
 
 }  // namespace kmidi::models

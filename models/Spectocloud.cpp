@@ -2,7 +2,12 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <stdexcept>
+
+#include "models/OnnxLayers.h"
+#include "onnx/Metadata.h"
+#include "onnx/torch/TorchTensors.h"
 
 namespace kmidi::models {
 
@@ -87,6 +92,83 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> SpectocloudImpl::forward(const at
   }
   const at::Tensor raw = head->forward(out_norm->forward(x));  // [B, P, 10]
   return {torch::tanh(raw.narrow(2, 0, 3)), torch::sigmoid(raw.narrow(2, 3, 4)), torch::sigmoid(raw.narrow(2, 7, 3))};
+}
+
+// ONNX emission: mirrors the forward above (see the tests in tests/models).
+
+using onnx::DType;
+using onnx::Value;
+using namespace onnx_emit;
+
+namespace {
+
+onnx::AttentionOptions scaled(int64_t head_dim) {
+  onnx::AttentionOptions o;
+  o.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+  return o;
+}
+
+Value conv1d(onnx::ModelBuilder& b, const Value& x, const torch::nn::Conv1d& conv, int64_t stride,
+             const std::string& name) {
+  onnx::ConvOptions options;
+  options.stride = {stride};
+  options.padding = {SpectocloudImpl::kPadding};
+  return b.conv(x, onnx::to_tensor_data(conv->weight), onnx::to_tensor_data(conv->bias), options, name);
+}
+
+}  // namespace
+
+void emit_spectocloud(onnx::ModelBuilder& b, SpectocloudImpl& m) {
+  torch::NoGradGuard no_grad;
+  const SpectocloudOptions& o = m.options();
+  const int64_t heads = o.n_heads, hd = o.d_model / heads;
+  b.set_metadata(onnx::meta::kModelFamily, "spectocloud");
+  b.set_metadata(onnx::meta::kProfile, "full");
+  const Value spec = b.input("spectrogram", DType::kFloat32, {"batch", o.n_mels, "frames"},
+                             "log-mel spectrogram, standardised per clip");
+  const Value emotion = b.input("emotion", DType::kFloat32, {"batch", o.emotion_dim});
+  const Value midi = b.input("midi_features", DType::kFloat32, {"batch", o.midi_features});
+
+  const auto& strides = SpectocloudImpl::kStrides;
+  Value h = b.gelu(conv1d(b, spec, m.conv1, strides[0], "conv1"));
+  h = b.gelu(conv1d(b, h, m.conv2, strides[1], "conv2"));
+  h = b.transpose(conv1d(b, h, m.conv3, strides[2], "conv3"), {0, 2, 1});  // [B, F', D]
+  // Frame time in [-1, 1]: range(F) · 2 / max(F − 1, 1) − min(F − 1, 1).
+  const Value frames = dim_scalar(b, h, 1);
+  const Value last = b.sub(frames, b.scalar_int64(1));
+  const Value denom = b.cast(b.node("Max", {last, b.scalar_int64(1)}), DType::kFloat32);
+  const Value shift = b.cast(b.node("Min", {last, b.scalar_int64(1)}), DType::kFloat32);
+  const Value t = b.sub(b.mul(position_range(b, b.scalar_int64(0), frames), b.div(b.scalar_float32(2.0f), denom)), shift);
+  const Value memory = b.add(h, linear(b, b.unsqueeze(t, {-1}), m.time_embedding, "time_embedding"));
+
+  const Value pooled = b.reduce_mean(h, {1}, false);
+  const Value context = linear(b, b.gelu(linear(b, b.concat({pooled, emotion, midi}, 1), m.context1, "context1")),
+                               m.context2, "context2");
+  Value x = b.add(b.unsqueeze(b.initializer("point_queries", onnx::to_tensor_data(m.point_queries)), {0}),
+                  b.unsqueeze(context, {1}));
+  for (size_t l = 0; l < m.decoder->size(); ++l) {
+    auto* block = m.decoder[l]->as<PointDecoderBlockImpl>();
+    auto scope = b.scope("decoder." + std::to_string(l));
+    const Value qn = layer_norm(b, x, block->query_norm, "query_norm");
+    const Value mn = layer_norm(b, memory, block->memory_norm, "memory_norm");
+    {
+      auto cross_scope = b.scope("cross");
+      const Value q = b.split_heads(linear(b, qn, block->cross->q, "q"), heads, hd);
+      const Value kv = b.transpose(b.reshape(linear(b, mn, block->cross->kv, "kv"), {0, 0, 2, heads, hd}),
+                                   {2, 0, 3, 1, 4}, "split_kv");
+      const Value ctx = b.attention(q, b.gather(kv, b.scalar_int64(0), 0, "k"), b.gather(kv, b.scalar_int64(1), 0, "v"),
+                                    scaled(hd));
+      x = b.add(x, attention_output(b, ctx, block->cross->out, heads, hd));
+    }
+    x = b.add(x, mlp(b, layer_norm(b, x, block->mlp_norm, "mlp_norm"), *block->mlp, "mlp"));
+  }
+  const Value raw = linear(b, layer_norm(b, x, m.out_norm, "out_norm"), m.head, "head");
+  b.output(b.tanh(b.slice(raw, {0}, {3}, {2})), "positions", DType::kFloat32, {"batch", o.num_points, 3},
+           "x, y, z in [-1, 1]");
+  b.output(b.sigmoid(b.slice(raw, {3}, {7}, {2})), "colors", DType::kFloat32, {"batch", o.num_points, 4},
+           "RGBA in [0, 1]");
+  b.output(b.sigmoid(b.slice(raw, {7}, {10}, {2})), "properties", DType::kFloat32, {"batch", o.num_points, 3},
+           "size, glow, depth in [0, 1]");
 }
 
 }  // namespace kmidi::models
