@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-namespace kmidi::train {
+namespace kmidi::hash {
 namespace {
 
 constexpr uint32_t kReflectedPolynomial = 0x82F63B78u;  // 0x1EDC6F41 bit-reversed
@@ -78,4 +78,4 @@ uint32_t crc32c_extend(uint32_t crc, const void* data, size_t size) {
   return crc32c_extend_portable(crc, data, size);
 }
 
-}  // namespace kmidi::train
+}  // namespace kmidi::hash

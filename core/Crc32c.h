@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace kmidi::train {
+namespace kmidi::hash {
 
 /// Extends `crc` (the CRC of the bytes before) over `size` bytes. Start with 0.
 uint32_t crc32c_extend(uint32_t crc, const void* data, size_t size);
@@ -21,4 +21,4 @@ uint32_t crc32c_extend_portable(uint32_t crc, const void* data, size_t size);
 /// CRC stored inside checksummed data does not checksum to a fixed value.
 inline uint32_t mask_crc32c(uint32_t crc) { return ((crc >> 15) | (crc << 17)) + 0xa282ead8u; }
 
-}  // namespace kmidi::train
+}  // namespace kmidi::hash

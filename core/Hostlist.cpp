@@ -5,7 +5,7 @@
 
 #include "core/Errors.h"
 
-namespace kmidi::train {
+namespace kmidi::slurm {
 namespace {
 
 // A job never spans more nodes than this; a larger expansion is a typo such
@@ -164,4 +164,4 @@ std::vector<int> expand_tasks_per_node(std::string_view value) {
   return counts;
 }
 
-}  // namespace kmidi::train
+}  // namespace kmidi::slurm

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-namespace kmidi::train {
+namespace kmidi::slurm {
 
 /// Expands a Slurm hostlist expression into host names, in order:
 /// "node[01-04,07],gpu5" -> node01 node02 node03 node04 node07 gpu5.
@@ -19,4 +19,4 @@ std::vector<std::string> expand_hostlist(std::string_view expression);
 /// "2(x3),1" -> 2 2 2 1. Throws UsageError naming the value.
 std::vector<int> expand_tasks_per_node(std::string_view value);
 
-}  // namespace kmidi::train
+}  // namespace kmidi::slurm

@@ -56,7 +56,7 @@ class Sink {
   explicit Sink(files::AtomicFile& file) : file_(file) {}
   void write(const void* data, size_t size) {
     file_.write(data, size);
-    crc_ = crc32c_extend(crc_, data, size);
+    crc_ = hash::crc32c_extend(crc_, data, size);
     offset_ += size;
   }
   template <class T>
@@ -217,7 +217,7 @@ CheckpointFile::CheckpointFile(const std::string& path) : path_(path) {
       throw DataError(path + ": truncated or incomplete checkpoint: no end marker at byte " +
                       std::to_string(size_ - kTrailerSize) + " (" + std::to_string(size_) + " bytes)");
     }
-    const uint32_t crc = crc32c_extend(0, data_, size_ - kTrailerSize);
+    const uint32_t crc = hash::crc32c_extend(0, data_, size_ - kTrailerSize);
     if (crc != stored_crc) {
       char buf[96];
       std::snprintf(buf, sizeof buf, "checksum mismatch (stored %08x, computed %08x)", stored_crc, crc);

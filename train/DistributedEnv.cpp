@@ -191,7 +191,7 @@ LaunchEnvironment from_slurm(const EnvironmentLookup& env, const LaunchDefaults&
     if (!value) return std::nullopt;
     std::vector<int> counts;
     try {
-      counts = expand_tasks_per_node(*value);
+      counts = slurm::expand_tasks_per_node(*value);
     } catch (const UsageError& e) {
       r.fail(name + ": " + e.what());
     }
@@ -227,7 +227,7 @@ LaunchEnvironment from_slurm(const EnvironmentLookup& env, const LaunchDefaults&
       const auto list = r.get(name);
       if (!list) continue;
       try {
-        launch.master_addr = expand_hostlist(*list).front();
+        launch.master_addr = slurm::expand_hostlist(*list).front();
       } catch (const UsageError& e) {
         r.fail(std::string(name) + ": " + e.what());
       }

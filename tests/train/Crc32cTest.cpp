@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace kmidi::train {
+namespace kmidi::hash {
 namespace {
 
 struct Vector {
@@ -61,4 +61,4 @@ TEST(Crc32c, MaskMatchesTfRecordDefinition) {
 }
 
 }  // namespace
-}  // namespace kmidi::train
+}  // namespace kmidi::hash

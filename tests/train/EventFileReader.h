@@ -27,13 +27,13 @@ inline std::vector<kmidi_test::tensorboard::Event> read_event_file(const std::st
     uint32_t length_crc = 0, data_crc = 0;
     std::memcpy(&length, bytes.data() + pos, 8);
     std::memcpy(&length_crc, bytes.data() + pos + 8, 4);
-    EXPECT_EQ(length_crc, train::mask_crc32c(train::crc32c(std::string_view(bytes.data() + pos, 8))))
+    EXPECT_EQ(length_crc, hash::mask_crc32c(hash::crc32c(std::string_view(bytes.data() + pos, 8))))
         << "length CRC of the record at byte " << pos;
     EXPECT_LE(pos + 12 + length + 4, bytes.size()) << "record data cut at byte " << pos;
     if (pos + 12 + length + 4 > bytes.size()) break;
     const std::string data = bytes.substr(pos + 12, length);
     std::memcpy(&data_crc, bytes.data() + pos + 12 + length, 4);
-    EXPECT_EQ(data_crc, train::mask_crc32c(train::crc32c(data))) << "data CRC of the record at byte " << pos;
+    EXPECT_EQ(data_crc, hash::mask_crc32c(hash::crc32c(data))) << "data CRC of the record at byte " << pos;
     kmidi_test::tensorboard::Event event;
     EXPECT_TRUE(event.ParseFromString(data)) << "record at byte " << pos << " is not an Event";
     EXPECT_TRUE(event.GetReflection()->GetUnknownFields(event).empty()) << "unknown fields at byte " << pos;

@@ -7,7 +7,7 @@
 #include "core/Errors.h"
 #include "core/Hostlist.h"
 
-namespace kmidi::train {
+namespace kmidi::slurm {
 namespace {
 
 using Hosts = std::vector<std::string>;
@@ -79,4 +79,4 @@ TEST(TasksPerNode, Errors) {
 }
 
 }  // namespace
-}  // namespace kmidi::train
+}  // namespace kmidi::slurm

@@ -22,10 +22,10 @@ TEST(TensorBoard, RecordFramingByteByByte) {
   uint32_t length_crc, data_crc;
   std::memcpy(&length_crc, record.data() + 8, 4);
   std::memcpy(&data_crc, record.data() + 12 + data.size(), 4);
-  const uint32_t raw_length_crc = crc32c(std::string_view(record.data(), 8));
+  const uint32_t raw_length_crc = hash::crc32c(std::string_view(record.data(), 8));
   EXPECT_EQ(length_crc, ((raw_length_crc >> 15) | (raw_length_crc << 17)) + 0xa282ead8u);
   EXPECT_EQ(record.substr(12, 5), "hello");
-  const uint32_t raw_data_crc = crc32c(data);
+  const uint32_t raw_data_crc = hash::crc32c(data);
   EXPECT_EQ(data_crc, ((raw_data_crc >> 15) | (raw_data_crc << 17)) + 0xa282ead8u);
 }
 

@@ -60,9 +60,9 @@ std::string frame_record(std::string_view data) {
   out.reserve(data.size() + 16);
   const uint64_t length = data.size();
   put_little_endian(out, length);
-  put_little_endian(out, mask_crc32c(crc32c_extend(0, &length, sizeof length)));
+  put_little_endian(out, hash::mask_crc32c(hash::crc32c_extend(0, &length, sizeof length)));
   out.append(data.data(), data.size());
-  put_little_endian(out, mask_crc32c(crc32c(data)));
+  put_little_endian(out, hash::mask_crc32c(hash::crc32c(data)));
   return out;
 }
 
