@@ -203,119 +203,133 @@ std::string default_song_id(const std::string& relative) {
   return relative.substr(0, dot);
 }
 
-}  // namespace
-
-Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
-  Corpus corpus;
-  corpus.root = config.root.str();
-  corpus.split_names = split.names;
-  corpus.label_columns = label_columns(config.labels);
-  auto problem = [&](std::string kind, std::string where, std::string message) {
-    corpus.problems.push_back(CorpusProblem{std::move(kind), std::move(where), std::move(message)});
-  };
-  const std::vector<std::string> listed = list_files(corpus.root, config.include, config.exclude);
-
-  std::map<std::string, size_t> index;  // relative path -> entry
-  if (config.manifest.path.empty()) {
-    for (const std::string& rel : listed) {
-      CorpusEntry e;
-      e.relative = rel;
-      index.emplace(rel, corpus.entries.size());
-      corpus.entries.push_back(std::move(e));
-    }
-  } else {
-    // A manifest that is not valid CSV (a row with the wrong number of
-    // fields, an unterminated quote) is one problem naming its line.
-    csv::Table table;
-    bool readable = true;
-    try {
-      table = csv::read(config.manifest.path.str());
-    } catch (const DataError& e) {
-      problem("manifest", config.manifest.path.str(), e.what());
-      readable = false;
-    }
-    if (readable) {
-      const std::string header_where = table.source + ":1";
-      const std::string header_text = strings::join(table.header, ", ");
-      const int file_col = column_of(table, config.manifest.file_column);
-      if (file_col < 0) {
-        problem("manifest", header_where,
-                "missing column '" + config.manifest.file_column + "' (corpus.manifest.file_column); header has: " + header_text);
-      }
-      int split_col = -1;
-      if (split.method == "manifest") {
-        split_col = column_of(table, config.manifest.split_column);
-        if (split_col < 0) {
-          problem("manifest", header_where,
-                  "missing column '" + config.manifest.split_column + "' (corpus.manifest.split_column); header has: " +
-                      header_text);
-        }
-      }
-      std::vector<int> label_cols;
-      for (size_t i = 0; i < config.labels.size(); ++i) {
-        label_cols.push_back(column_of(table, config.labels[i].column));
-        if (label_cols.back() < 0) {
-          problem("manifest", header_where,
-                  "missing column '" + config.labels[i].column + "' (corpus.labels[" + std::to_string(i) +
-                      "].column); header has: " + header_text);
-        }
-      }
-      if (file_col >= 0) {
-        for (size_t r = 0; r < table.rows.size(); ++r) {
-          const auto& row = table.rows[r];
-          const std::string where = table.where(r);
-          const std::string value = strings::trim(row[static_cast<size_t>(file_col)]);
-          if (value.empty()) {
-            problem("manifest", where, "empty file name in column '" + config.manifest.file_column + "'");
-            continue;
-          }
-          const std::string rel = value + config.manifest.file_suffix;
-          if (fs::path(rel).is_absolute()) {
-            problem("manifest", where, "'" + rel + "' is an absolute path; manifest paths are relative to corpus.root");
-            continue;
-          }
-          if (const auto it = index.find(rel); it != index.end()) {
-            problem("manifest", where, "'" + rel + "' is listed again (first at " + corpus.entries[it->second].origin + ")");
-            continue;
-          }
-          CorpusEntry e;
-          e.relative = rel;
-          e.origin = where;
-          for (size_t i = 0; i < config.labels.size(); ++i) {
-            if (label_cols[i] < 0) {
-              e.labels.insert(e.labels.end(), config.labels[i].type == "quadrant" ? 3 : 1, LabelValue{});
-              continue;
-            }
-            const std::string issue = parse_label(config.labels[i], row[static_cast<size_t>(label_cols[i])], e.labels);
-            if (!issue.empty()) problem("label", where, issue);
-          }
-          if (split_col >= 0) {
-            const std::string s = strings::trim(row[static_cast<size_t>(split_col)]);
-            if (std::find(split.names.begin(), split.names.end(), s) == split.names.end()) {
-              problem("split", where, "split '" + s + "' is not one of " + strings::join(split.names, ", "));
-            } else {
-              e.split = s;
-            }
-          }
-          index.emplace(rel, corpus.entries.size());
-          corpus.entries.push_back(std::move(e));
-        }
-      }
-    }
-    for (const std::string& rel : listed) {
-      if (!index.count(rel)) corpus.unlisted.push_back(rel);
-    }
+/// Builds a Corpus step by step; every problem found is recorded, not thrown,
+/// so that validate can list them all.
+class CorpusLoader {
+ public:
+  CorpusLoader(const CorpusConfig& config, const SplitConfig& split) : config_(config), split_(split) {
+    corpus_.root = config.root.str();
+    corpus_.split_names = split.names;
+    corpus_.label_columns = label_columns(config.labels);
   }
 
-  // Absolute paths, existence, song ids.
-  std::optional<std::regex> song_re;
-  if (!config.song_id_pattern.empty()) song_re.emplace(config.song_id_pattern);
-  for (CorpusEntry& e : corpus.entries) {
-    e.path = (fs::path(corpus.root) / e.relative).lexically_normal().string();
-    std::error_code ec;
-    e.exists = fs::is_regular_file(e.path, ec);
-    e.song_id = default_song_id(e.relative);
-    if (song_re) {
+  Corpus load() {
+    const std::vector<std::string> listed = list_files(corpus_.root, config_.include, config_.exclude);
+    if (config_.manifest.path.empty()) {
+      for (const std::string& rel : listed) add_entry(CorpusEntry{}, rel);
+    } else {
+      read_manifest();
+      for (const std::string& rel : listed) {
+        if (!index_.count(rel)) corpus_.unlisted.push_back(rel);
+      }
+    }
+    resolve_paths_and_song_ids();
+    if (split_.method == "hash") {
+      for (CorpusEntry& e : corpus_.entries) e.split = hash_split(e.song_id, split_);
+    } else if (split_.method == "files") {
+      assign_splits_from_files();
+    }
+    report_song_leaks();
+    std::sort(corpus_.entries.begin(), corpus_.entries.end(),
+              [](const CorpusEntry& a, const CorpusEntry& b) { return a.relative < b.relative; });
+    return std::move(corpus_);
+  }
+
+ private:
+  /// The manifest's columns this job reads (-1: missing, already reported).
+  struct ManifestColumns {
+    int file = -1, split = -1;
+    std::vector<int> labels;
+  };
+
+  void problem(std::string kind, std::string where, std::string message) {
+    corpus_.problems.push_back(CorpusProblem{std::move(kind), std::move(where), std::move(message)});
+  }
+
+  void add_entry(CorpusEntry e, const std::string& relative) {
+    e.relative = relative;
+    index_.emplace(relative, corpus_.entries.size());
+    corpus_.entries.push_back(std::move(e));
+  }
+
+  /// A column the config names, or a problem naming the manifest's header.
+  int required_column(const csv::Table& table, const std::string& column, const std::string& key) {
+    const int col = column_of(table, column);
+    if (col < 0) {
+      problem("manifest", table.source + ":1",
+              "missing column '" + column + "' (" + key + "); header has: " + strings::join(table.header, ", "));
+    }
+    return col;
+  }
+
+  // A manifest that is not valid CSV (a row with the wrong number of fields,
+  // an unterminated quote) is one problem naming its line.
+  void read_manifest() {
+    csv::Table table;
+    try {
+      table = csv::read(config_.manifest.path.str());
+    } catch (const DataError& e) {
+      problem("manifest", config_.manifest.path.str(), e.what());
+      return;
+    }
+    ManifestColumns cols;
+    cols.file = required_column(table, config_.manifest.file_column, "corpus.manifest.file_column");
+    if (split_.method == "manifest") {
+      cols.split = required_column(table, config_.manifest.split_column, "corpus.manifest.split_column");
+    }
+    for (size_t i = 0; i < config_.labels.size(); ++i) {
+      cols.labels.push_back(
+          required_column(table, config_.labels[i].column, "corpus.labels[" + std::to_string(i) + "].column"));
+    }
+    if (cols.file < 0) return;
+    for (size_t r = 0; r < table.rows.size(); ++r) read_manifest_row(table.rows[r], table.where(r), cols);
+  }
+
+  void read_manifest_row(const std::vector<std::string>& row, const std::string& where, const ManifestColumns& cols) {
+    const std::string value = strings::trim(row[static_cast<size_t>(cols.file)]);
+    if (value.empty()) {
+      problem("manifest", where, "empty file name in column '" + config_.manifest.file_column + "'");
+      return;
+    }
+    const std::string rel = value + config_.manifest.file_suffix;
+    if (fs::path(rel).is_absolute()) {
+      problem("manifest", where, "'" + rel + "' is an absolute path; manifest paths are relative to corpus.root");
+      return;
+    }
+    if (const auto it = index_.find(rel); it != index_.end()) {
+      problem("manifest", where, "'" + rel + "' is listed again (first at " + corpus_.entries[it->second].origin + ")");
+      return;
+    }
+    CorpusEntry e;
+    e.origin = where;
+    for (size_t i = 0; i < config_.labels.size(); ++i) {
+      if (cols.labels[i] < 0) {
+        e.labels.insert(e.labels.end(), config_.labels[i].type == "quadrant" ? 3 : 1, LabelValue{});
+        continue;
+      }
+      const std::string issue = parse_label(config_.labels[i], row[static_cast<size_t>(cols.labels[i])], e.labels);
+      if (!issue.empty()) problem("label", where, issue);
+    }
+    if (cols.split >= 0) {
+      const std::string s = strings::trim(row[static_cast<size_t>(cols.split)]);
+      if (std::find(split_.names.begin(), split_.names.end(), s) == split_.names.end()) {
+        problem("split", where, "split '" + s + "' is not one of " + strings::join(split_.names, ", "));
+      } else {
+        e.split = s;
+      }
+    }
+    add_entry(std::move(e), rel);
+  }
+
+  void resolve_paths_and_song_ids() {
+    std::optional<std::regex> song_re;
+    if (!config_.song_id_pattern.empty()) song_re.emplace(config_.song_id_pattern);
+    for (CorpusEntry& e : corpus_.entries) {
+      e.path = (fs::path(corpus_.root) / e.relative).lexically_normal().string();
+      std::error_code ec;
+      e.exists = fs::is_regular_file(e.path, ec);
+      e.song_id = default_song_id(e.relative);
+      if (!song_re) continue;
       std::smatch m;
       if (std::regex_search(e.relative, m, *song_re) && m.size() > 1 && m[1].matched) {
         e.song_id = m[1].str();
@@ -325,59 +339,63 @@ Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) {
     }
   }
 
-  // Splits.
-  if (split.method == "hash") {
-    for (CorpusEntry& e : corpus.entries) e.split = hash_split(e.song_id, split);
-  } else if (split.method == "files") {
+  void assign_splits_from_files() {
     std::map<std::string, std::pair<std::string, std::string>> listed_in;  // relative -> (split, where)
-    for (const SplitFileConfig& f : split.files) {
-      csv::Table t;
-      try {
-        t = csv::read(f.path.str());
-      } catch (const DataError& e) {
-        problem("split", f.path.str(), e.what());
-        continue;
-      }
-      const int col = column_of(t, f.column);
-      if (col < 0) {
-        problem("split", t.source + ":1",
-                "missing column '" + f.column + "'; header has: " + strings::join(t.header, ", "));
-        continue;
-      }
-      for (size_t r = 0; r < t.rows.size(); ++r) {
-        const auto& row = t.rows[r];
-        const std::string rel = strings::trim(row[static_cast<size_t>(col)]) + f.suffix;
-        const auto [it, inserted] = listed_in.emplace(rel, std::make_pair(f.split, t.where(r)));
-        if (!inserted) {
-          problem("split", t.where(r), "'" + rel + "' is also listed for split " + it->second.first + " at " + it->second.second);
-          continue;
-        }
-        if (!index.count(rel)) problem("split", t.where(r), "'" + rel + "' is not in the corpus");
-      }
-    }
-    for (CorpusEntry& e : corpus.entries) {
+    for (const SplitFileConfig& f : split_.files) read_split_file(f, listed_in);
+    for (CorpusEntry& e : corpus_.entries) {
       const auto it = listed_in.find(e.relative);
       if (it == listed_in.end()) problem("split", e.relative, "'" + e.relative + "' is in no split file");
       else e.split = it->second.first;
     }
   }
 
-  // No song in two splits.
-  std::map<std::string, std::map<std::string, std::vector<std::string>>> songs;  // song -> split -> files
-  for (const CorpusEntry& e : corpus.entries) {
-    if (!e.split.empty()) songs[e.song_id][e.split].push_back(e.relative);
-  }
-  for (const auto& [song, splits] : songs) {
-    if (splits.size() < 2) continue;
-    std::vector<std::string> parts;
-    for (const auto& [s, files] : splits) parts.push_back(s + " (" + strings::join(files, ", ") + ")");
-    problem("song_leak", song, "song '" + song + "' is in more than one split: " + strings::join(parts, "; "));
+  void read_split_file(const SplitFileConfig& f, std::map<std::string, std::pair<std::string, std::string>>& listed_in) {
+    csv::Table t;
+    try {
+      t = csv::read(f.path.str());
+    } catch (const DataError& e) {
+      problem("split", f.path.str(), e.what());
+      return;
+    }
+    const int col = column_of(t, f.column);
+    if (col < 0) {
+      problem("split", t.source + ":1", "missing column '" + f.column + "'; header has: " + strings::join(t.header, ", "));
+      return;
+    }
+    for (size_t r = 0; r < t.rows.size(); ++r) {
+      const std::string rel = strings::trim(t.rows[r][static_cast<size_t>(col)]) + f.suffix;
+      const auto [it, inserted] = listed_in.emplace(rel, std::make_pair(f.split, t.where(r)));
+      if (!inserted) {
+        problem("split", t.where(r), "'" + rel + "' is also listed for split " + it->second.first + " at " + it->second.second);
+        continue;
+      }
+      if (!index_.count(rel)) problem("split", t.where(r), "'" + rel + "' is not in the corpus");
+    }
   }
 
-  std::sort(corpus.entries.begin(), corpus.entries.end(),
-            [](const CorpusEntry& a, const CorpusEntry& b) { return a.relative < b.relative; });
-  return corpus;
-}
+  /// No song in two splits.
+  void report_song_leaks() {
+    std::map<std::string, std::map<std::string, std::vector<std::string>>> songs;  // song -> split -> files
+    for (const CorpusEntry& e : corpus_.entries) {
+      if (!e.split.empty()) songs[e.song_id][e.split].push_back(e.relative);
+    }
+    for (const auto& [song, splits] : songs) {
+      if (splits.size() < 2) continue;
+      std::vector<std::string> parts;
+      for (const auto& [s, files] : splits) parts.push_back(s + " (" + strings::join(files, ", ") + ")");
+      problem("song_leak", song, "song '" + song + "' is in more than one split: " + strings::join(parts, "; "));
+    }
+  }
+
+  const CorpusConfig& config_;
+  const SplitConfig& split_;
+  Corpus corpus_;
+  std::map<std::string, size_t> index_;  // relative path -> entry
+};
+
+}  // namespace
+
+Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) { return CorpusLoader(config, split).load(); }
 
 std::string emptiness(const Corpus& corpus, const CorpusConfig& config) {
   auto patterns = [](const std::vector<std::string>& list) { return "[" + strings::join(list, ", ") + "]"; };
