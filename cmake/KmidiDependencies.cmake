@@ -11,6 +11,7 @@ find_package(CLI11 REQUIRED)
 find_package(ONNX REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(ZLIB REQUIRED)
 find_package(OpenSSL REQUIRED)
 # kmidi fetch-data: downloads (libcurl) and archive extraction (libarchive).
 find_package(CURL REQUIRED)
