@@ -174,6 +174,23 @@ TEST(Shards, IndependentReaderAgreesOnLayout) {
   EXPECT_NE(run("h5dump -y -d /items/source '" + path + "'").find(" 4.mid\""), std::string::npos);
 }
 
+// Over a million tokens: the writer compresses whole chunks on several threads
+// (at the 1M-token flush and at commit) and writes them itself; h5dump, which
+// decodes them with HDF5's own filters, and the reader must see every id.
+TEST(Shards, ChunksCompressedOnManyThreadsDecodeWithHdf5sFilters) {
+  const fs::path dir = scratch("parallel_chunks");
+  for (int32_t vocab : {531, 70000}) {
+    SCOPED_TRACE(vocab);
+    const std::string path = (dir / ("v" + std::to_string(vocab) + ".h5")).string();
+    const Truth t = write_random(path, 800, vocab, 11, ShardWriterOptions{4096, 4, "r"});
+    std::vector<int64_t> flat;
+    for (const auto& v : t.tokens) flat.insert(flat.end(), v.begin(), v.end());
+    ASSERT_GT(flat.size(), size_t{1} << 20);
+    EXPECT_EQ(numbers_in_data(run("h5dump -y -w 0 -d /tokens '" + path + "'")), flat);
+    expect_equal(ShardReader(path), t);
+  }
+}
+
 TEST(Shards, RandomAccessBySequence) {
   const fs::path dir = scratch("random");
   const std::string path = (dir / "train.h5").string();
