@@ -113,6 +113,7 @@ const std::map<std::string, Kind>& kinds() {
       {"pedal_bake", {false, false, 0, 0, ""}},
       {"tempo_scale", {true, false, 0.1, 10, "a factor in 0.1..10"}},
       {"tempo_meta", {true, false, 0.1, 10, "a factor in 0.1..10"}},
+      {"tempo_flat", {true, false, 10, 400, "a tempo in 10..400 bpm"}},
       {"crop", {true, false, 0.5, 1e6, "seconds, at least 0.5"}},
   };
   return k;
@@ -238,6 +239,19 @@ midi::Score restate_tempo(const midi::Score& score, double factor) {
   return out;
 }
 
+midi::Score flatten_tempo(const midi::Score& score, double bpm) {
+  if (score.division.smpte) return score;
+  const double ticks_per_second = score.division.ticks_per_quarter * bpm / 60.0;
+  // Times are read from the original map (`score`), not the one being rewritten.
+  midi::Score out =
+      map_ticks(score, [&](int64_t t) { return std::llround(score.seconds_at(t) * ticks_per_second); });
+  midi::TempoChange one;
+  one.microseconds_per_quarter = std::max<int64_t>(1, std::llround(60'000'000.0 / bpm));
+  out.tempos = {one};
+  out.update_times();
+  return out;
+}
+
 midi::Score crop(const midi::Score& score, double start_s, double length_s) {
   const int64_t begin = start_s > 0 ? score.tick_at_seconds(start_s) : 0;
   const int64_t end = std::max(begin + 1, score.tick_at_seconds(std::max(start_s, 0.0) + length_s));
@@ -310,6 +324,7 @@ midi::Score apply_perturbations(const midi::Score& score, const std::vector<Pert
     else if (p.name == "pedal_bake") s = bake_pedal(s);
     else if (p.name == "tempo_scale") s = scale_tempo(s, p.value);
     else if (p.name == "tempo_meta") s = restate_tempo(s, p.value);
+    else if (p.name == "tempo_flat") s = flatten_tempo(s, p.value);
     else if (p.name == "crop") s = crop(s, p.start_s, p.value);
     else throw UsageError("perturbation: unknown name '" + p.name + "'");
   }

@@ -26,6 +26,12 @@
 //   tempo_meta:F      the stated bpm x F at unchanged seconds: ticks per
 //                     quarter / F (beats change, sounding time does not;
 //                     SMPTE files, which have no tempo, are unchanged)
+//   tempo_flat:B      one tempo of B bpm in place of the tempo map, every
+//                     event at unchanged seconds (ticks recomputed at the
+//                     file's ticks per quarter): what is left of beats is
+//                     seconds x B / 60, as in EMOPIA's transcriptions (all
+//                     at a stated 120 bpm); a normalisation that undoes
+//                     tempo_meta up to tick rounding. SMPTE files unchanged
 //   crop:S            the first S seconds (notes starting before S, cut at S)
 
 #include <cstdint>
@@ -45,6 +51,7 @@ midi::Score remove_pedal(const midi::Score& score);
 midi::Score bake_pedal(const midi::Score& score);
 midi::Score scale_tempo(const midi::Score& score, double factor);
 midi::Score restate_tempo(const midi::Score& score, double factor);
+midi::Score flatten_tempo(const midi::Score& score, double bpm);
 /// The `length_s` seconds from `start_s`, moved to time 0: notes starting in
 /// [start, start + length) are kept and cut at its end; the tempo, time and
 /// key signature and the controller values in force at `start` carry over.

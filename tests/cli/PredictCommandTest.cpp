@@ -6,10 +6,13 @@
 // predicts for the same clips; files that cannot be judged are skipped and
 // named; a checkpoint of another task and inputs with nothing to predict are
 // refused without writing. kmidi evaluate refuses data.unlabelled_test.
+// A model trained with data.normalise gets it applied by predict: the same
+// clip louder and at another stated tempo gets the same verdict.
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +22,8 @@
 #include <vector>
 
 #include "core/Files.h"
+#include "datasets/midi/MidiReader.h"
+#include "datasets/midi/MidiWriter.h"
 #include "tests/datasets/EmopiaPrepared.h"
 #include "tests/support/TestSupport.h"
 
@@ -186,6 +191,89 @@ TEST(PredictCommand, EqualsTheLabelledEvaluationWithoutTheTrainingDataAndNamesSk
       test::shell_quote(out));
   EXPECT_EQ(python.exit_code, 0);
   EXPECT_EQ(python.output, "ok\n");
+}
+
+/// `score` with every velocity v set to max(1, round(v / 2.1)): at most 61, so doubling it never clips.
+midi::Score quiet_copy(midi::Score score) {
+  for (midi::Note& n : score.notes) n.velocity = std::max(1, static_cast<int>(std::lround(n.velocity / 2.1)));
+  return score;
+}
+
+/// `score` twice as loud, and stated at half its bpm with twice the ticks per
+/// quarter (same seconds; kmidi's tempo_meta:0.5): conventions, not emotion.
+midi::Score loud_slow_copy(midi::Score score) {
+  for (midi::Note& n : score.notes) n.velocity *= 2;
+  score.division.ticks_per_quarter *= 2;
+  for (midi::TempoChange& t : score.tempos) t.microseconds_per_quarter *= 2;
+  score.update_times();
+  return score;
+}
+
+/// predict's rows for `files` with `checkpoint`, by file.
+std::map<std::string, nlohmann::ordered_json> predict_rows(const std::string& checkpoint,
+                                                           const std::vector<std::string>& files,
+                                                           const std::string& dir) {
+  std::vector<std::string> args{"predict", "--checkpoint", checkpoint};
+  args.insert(args.end(), files.begin(), files.end());
+  args.insert(args.end(), {"--out", dir + "/predictions.jsonl"});
+  const Result r = kmidi(args, dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  std::map<std::string, nlohmann::ordered_json> rows;
+  for (const auto& row : json_lines(dir + "/predictions.jsonl")) rows[row.at("file").get<std::string>()] = row;
+  return rows;
+}
+
+/// The largest difference between two rows' probabilities, valence and arousal.
+double largest_difference(const nlohmann::ordered_json& a, const nlohmann::ordered_json& b) {
+  double most = std::max(std::abs(a.at("valence").get<double>() - b.at("valence").get<double>()),
+                         std::abs(a.at("arousal").get<double>() - b.at("arousal").get<double>()));
+  for (const char* q : {"Q1", "Q2", "Q3", "Q4"}) {
+    most = std::max(most, std::abs(a.at("quadrant_probabilities").at(q).get<double>() -
+                                   b.at("quadrant_probabilities").at(q).get<double>()));
+  }
+  return most;
+}
+
+TEST(PredictCommand, AppliesTheCheckpointsNormalisationSoLoudnessAndStatedTempoDoNotChangeTheVerdict) {
+  const Trained& raw = trained();  // emotion_tiny without data.normalise: the control
+  const std::string dir = test::scratch_dir("cli_predict_normalise");
+  const std::vector<std::string> train{"train", "--config", raw.config,
+                                       "data.prepared=" + test::emopia_prepared_dir(),
+                                       "data.midi_root=" + test::emopia_midi_root(),
+                                       "run.output_dir=" + dir + "/runs",
+                                       "data.normalise=velocity_mean:64,tempo_flat:120"};
+  const Result trained_normalised = kmidi(train, dir);
+  ASSERT_EQ(trained_normalised.code, 0) << trained_normalised.err;
+  const std::string normalised = dir + "/runs/emotion_tiny/checkpoints/best.ckpt";
+
+  // Two EMOPIA test clips, each as a quiet copy and a loud copy stated at half the bpm.
+  std::vector<std::pair<std::string, std::string>> pairs;
+  for (const auto& [id, row] : raw.eval) {
+    if (pairs.size() == 2) break;
+    const midi::Score quiet = quiet_copy(midi::read_midi_file(test::emopia_midi_root() + "/" + id));
+    const std::string stem = dir + "/" + fs::path(id).stem().string();
+    midi::write_midi_file(quiet, stem + "_quiet.mid");
+    midi::write_midi_file(loud_slow_copy(quiet), stem + "_loud.mid");
+    pairs.emplace_back(stem + "_quiet.mid", stem + "_loud.mid");
+  }
+  ASSERT_EQ(pairs.size(), 2u);
+  std::vector<std::string> files;
+  for (const auto& [quiet, loud] : pairs) files.insert(files.end(), {quiet, loud});
+  // The copies really differ: twice the mean velocity, half the stated bpm.
+  const midi::Score quiet = midi::read_midi_file(pairs[0].first), loud = midi::read_midi_file(pairs[0].second);
+  ASSERT_EQ(loud.notes.size(), quiet.notes.size());
+  EXPECT_EQ(loud.notes[0].velocity, 2 * quiet.notes[0].velocity);
+  EXPECT_DOUBLE_EQ(loud.tempos[0].bpm() * 2, quiet.tempos[0].bpm());
+
+  const auto with = predict_rows(normalised, files, dir);
+  const auto without = predict_rows(raw.checkpoint, files, dir);
+  for (const auto& [q, l] : pairs) {
+    ASSERT_TRUE(with.count(q) && with.count(l) && without.count(q) && without.count(l));
+    EXPECT_LT(largest_difference(with.at(q), with.at(l)), 1e-6) << q;
+    EXPECT_EQ(with.at(q).at("quadrant"), with.at(l).at("quadrant")) << q;
+    // Without normalisation the model sees other features: a real difference.
+    EXPECT_GT(largest_difference(without.at(q), without.at(l)), 1e-3) << q;
+  }
 }
 
 TEST(PredictCommand, NothingPredictableExitsThreeAndWritesNothing) {

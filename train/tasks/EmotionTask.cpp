@@ -24,6 +24,15 @@ namespace {
 constexpr int64_t kQuadrants = 4;
 constexpr int64_t kHeadCheckItems = 8;  // items of each split the start-up head check runs on
 
+// The score edits the runtime must apply before computing the features
+// (docs/emotion_features.md): the model was trained on normalised clips only.
+constexpr const char* kNormaliseKey = "kmidi.emotion.normalise";
+
+/// data.normalise as the graphs carry it: the spec, "" when it normalises nothing ("none").
+std::string normalise_metadata(const std::string& spec) {
+  return features::parse_perturbations(spec).empty() ? std::string() : spec;
+}
+
 std::string confusion_name(int64_t truth, int64_t predicted) {
   return "confusion_Q" + std::to_string(truth + 1) + "_Q" + std::to_string(predicted + 1);
 }
@@ -363,6 +372,8 @@ std::vector<GraphExport> EmotionTask::graphs() {
     g.metadata["kmidi.emotion.feature_layout_sha256"] = features::EmotionFeatureCache::layout_sha256();
     g.metadata["kmidi.emotion.feature_layout"] = features::emotion_feature_layout_json();  // docs/emotion_features.md
   }
+  // Tokens are encoded from the normalised score too, so every input kind carries it.
+  g.metadata[kNormaliseKey] = normalise_metadata(config_.data.normalise);
   g.registry_task = "emotion_embedding";
   g.registry_input_size = feats ? static_cast<int64_t>(features::kEmotionFeatureSize)
                                 : std::min<int64_t>(config_.data.max_length, 128);
@@ -404,6 +415,7 @@ GraphExport EmotionTask::legacy_graph() {
   g.metadata["kmidi.emotion.inputs"] = config_.data.inputs;
   g.metadata["kmidi.emotion.feature_layout_sha256"] = features::EmotionFeatureCache::layout_sha256();
   g.metadata["kmidi.emotion.feature_layout"] = features::emotion_feature_layout_json();
+  g.metadata[kNormaliseKey] = normalise_metadata(config_.data.normalise);
   g.registry_task = "emotion_embedding";
   g.registry_input_size = models::kLegacyEmotionInput;
   g.registry_output_size = models::kLegacyEmotionOutput;

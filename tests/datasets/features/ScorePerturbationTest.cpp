@@ -130,6 +130,42 @@ TEST(ScorePerturbation, TempoMetaChangesBeatsAtTheSameSeconds) {
   EXPECT_DOUBLE_EQ(restated.duration_seconds(), 2.5);
 }
 
+TEST(ScorePerturbation, TempoFlatKeepsSecondsOnOneTempoAndUndoesTempoMeta) {
+  // The arpeggio slowed to 60 bpm from beat 2 (tick 960, 1 s): G sounds from
+  // 1 s to 2 s, the pedal lifts at tick 1920 (3 s), the end is at 4 s.
+  midi::Score s = arpeggio();
+  s.tempos.push_back({960, 1000000, 0.0});
+  s.update_times();
+  ASSERT_DOUBLE_EQ(s.notes[3].end_s, 2.0);
+  const midi::Score flat = flatten_tempo(s, 120);
+  ASSERT_EQ(flat.tempos.size(), 1u);
+  EXPECT_EQ(flat.tempos[0].microseconds_per_quarter, 500000);
+  EXPECT_EQ(flat.division.ticks_per_quarter, 480);
+  // 120 bpm at 480 ticks per quarter: 960 ticks per second.
+  EXPECT_EQ(flat.notes[3].start_tick, 960);
+  EXPECT_EQ(flat.notes[3].end_tick, 1920);
+  EXPECT_DOUBLE_EQ(flat.notes[3].end_s, 2.0);
+  EXPECT_DOUBLE_EQ(flat.notes[3].end_beat, 4.0);
+  EXPECT_EQ(flat.controls[2].tick, 2880);
+  EXPECT_DOUBLE_EQ(flat.duration_seconds(), 4.0);
+  // At 90 bpm a second is 1.5 beats.
+  EXPECT_DOUBLE_EQ(flatten_tempo(s, 90).notes[3].end_beat, 3.0);
+
+  // tempo_meta:0.5 or :2 then tempo_flat:120 gives the beats and seconds of the original.
+  const midi::Score original = arpeggio();
+  for (double factor : {0.5, 2.0}) {
+    const midi::Score back = flatten_tempo(restate_tempo(original, factor), 120);
+    ASSERT_EQ(back.notes.size(), original.notes.size());
+    for (size_t i = 0; i < back.notes.size(); ++i) {
+      EXPECT_DOUBLE_EQ(back.notes[i].start_beat, original.notes[i].start_beat) << factor;
+      EXPECT_DOUBLE_EQ(back.notes[i].end_beat, original.notes[i].end_beat) << factor;
+      EXPECT_DOUBLE_EQ(back.notes[i].end_s, original.notes[i].end_s) << factor;
+    }
+  }
+  EXPECT_EQ(parse_perturbations("tempo_flat:120").at(0).name, "tempo_flat");
+  EXPECT_THROW(parse_perturbations("tempo_flat:5"), UsageError);
+}
+
 TEST(ScorePerturbation, CropKeepsAWindowMovedToZeroWithTheStateInForce) {
   const midi::Score s = arpeggio();
   // From 0.75 s (tick 720) for 0.5 s (to tick 1200): E starts at 480, before

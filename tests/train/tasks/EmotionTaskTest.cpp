@@ -225,6 +225,8 @@ TEST_P(EmotionGraphs, MatchOnnxRuntimeAtEveryParityShape) {
   EXPECT_EQ(info.metadata_value("kmidi.emotion.feature_layout"),
             GetParam() == "tokens" ? std::optional<std::string>()
                                    : std::optional<std::string>(features::emotion_feature_layout_json()));
+  // No data.normalise: the runtime is told to edit nothing.
+  EXPECT_EQ(info.metadata_value("kmidi.emotion.normalise"), std::optional<std::string>(""));
   for (const auto& [batch, length] : g.parity_shapes) {
     const data::NamedTensors in = g.sample_inputs(batch, length, 7);
     onnx::onnxruntime_parity(path, in, g.reference(in))
@@ -278,6 +280,26 @@ TEST(EmotionTask, LegacySlotGraphIsStaticAndCarriesValenceAndArousalInItsBlocks)
     }
     EXPECT_EQ(out[0].narrow(0, 32, 32).abs().max().item<float>(), 0.0f) << "dominance and complexity are not predicted";
   }
+}
+
+TEST(EmotionTask, BothGraphsTellTheRuntimeTheNormalisationTheModelWasTrainedWith) {
+  // Trained on normalised clips, the model is wrong on raw ones: the runtime
+  // must apply the same edits before computing features (docs/emotion_features.md).
+  const std::string spec = "velocity_mean:64,tempo_flat:120";
+  auto task = make(task_config("features", "  normalise: " + spec + "\n",
+                               std::string(kHeads) + "export: {legacy_slot: true}\n"));
+  const std::vector<GraphExport> graphs = task->graphs();
+  ASSERT_EQ(graphs.size(), 2u);
+  const std::string dir = test::scratch_dir("emotion_graph_normalise");
+  for (const GraphExport& g : graphs) {
+    const std::string path = dir + "/" + (g.suffix.empty() ? std::string("emotion") : g.suffix) + ".onnx";
+    test::write_checked_graph(g, path);
+    EXPECT_EQ(onnx::read_model_info(path).metadata_value("kmidi.emotion.normalise"), std::optional<std::string>(spec))
+        << path;
+  }
+  // "none" normalises nothing: an empty value, as without the key.
+  auto none = make(task_config("tokens", "  normalise: none\n"));
+  EXPECT_EQ(none->graphs().at(0).metadata.at("kmidi.emotion.normalise"), "");
 }
 
 TEST(EmotionTask, LegacySlotNeedsTheFeaturesAlone) {
