@@ -48,6 +48,7 @@
 #include "datasets/EmotionDataset.h"
 #include "datasets/corpus/FileList.h"
 #include "datasets/features/MusicMetrics.h"
+#include "datasets/features/ScorePerturbation.h"
 #include "datasets/midi/MidiReader.h"
 #include "datasets/midi/MidiWriter.h"
 #include "datasets/tokenizer/Tokenizer.h"
@@ -464,6 +465,8 @@ nlohmann::ordered_json run(Args& a) {
   PieceFolder pieces_dir(a.keep_pieces);
   data::EmotionDataConfig generated_data = data_config;
   generated_data.feature_cache = (fs::path(pieces_dir.path()) / "emotion_features.cache").string();
+  data::ClipLoading judge_loading;
+  judge_loading.normalise = features::parse_perturbations(data_config.normalise);
   std::array<std::array<int64_t, kQuadrants>, kQuadrants> confusion{};
   std::array<int64_t, kQuadrants> empty_pieces{};
   Agreement overall;
@@ -495,8 +498,9 @@ nlohmann::ordered_json run(Args& a) {
       generated_all.add(piece.score);
       generated_by_quadrant[static_cast<size_t>(q)].add(piece.score);
       if (piece.score.notes.empty()) continue;
-      // The judge reads each piece as kmidi evaluate reads a MIDI file.
-      std::vector<data::EmotionClip> loaded = data::load_unlabelled_clips(generated_data, piece.file);
+      // The judge reads each piece as kmidi evaluate reads a MIDI file, its
+      // data.normalise included (the judge never saw unnormalised clips).
+      std::vector<data::EmotionClip> loaded = data::load_unlabelled_clips(generated_data, piece.file, judge_loading);
       clips.push_back(std::move(loaded.at(0)));
     }
     const Verdicts v = judge_clips(judge, std::move(clips));

@@ -214,7 +214,8 @@ const std::string& tiny_incremental_graph() {
   return graph;
 }
 
-/// A token-input judge (configs/emotion_tiny.yaml with data.inputs=tokens), once per test process.
+/// A token-input judge (configs/emotion_tiny.yaml with data.inputs=tokens), trained on normalised clips
+/// as configs/emotion.yaml's judge is (data.normalise), once per test process.
 const std::string& tiny_token_judge() {
   static std::string judge;
   static std::once_flag once;
@@ -222,7 +223,8 @@ const std::string& tiny_token_judge() {
     const std::string dir = test::scratch_dir("cli_evalgen_token_judge", test::ScratchLifetime::kProgram);
     const Result trained = kmidi("train --config " + test::source_path("configs/emotion_tiny.yaml") + " data.prepared=" +
                                  test::emopia_prepared_dir() + " data.midi_root=" + test::emopia_midi_root() +
-                                 " data.inputs=tokens train.max_steps=4 train.eval_every=2 run.output_dir=" + dir);
+                                 " data.inputs=tokens train.max_steps=4 train.eval_every=2 run.output_dir=" + dir +
+                                 " data.normalise=velocity_mean:64,tempo_flat:120");
     ASSERT_EQ(trained.code, 0) << trained.output;
     judge = dir + "/emotion_tiny/checkpoints/best.ckpt";
   });
@@ -309,7 +311,8 @@ void write_text(const std::string& path, const std::string& text) {
 // counted per quadrant as empty_pieces and as disagreements, never judged
 // (a token judge would read only BOS Bar ... EOS). Before, they were judged
 // like music and took verdicts. A given MIDI clip is judged as kmidi predict
-// judges it; an out-of-vocabulary id counts as a skipped token.
+// judges it, the judge's data.normalise applied (its valence and arousal
+// equal predict's); an out-of-vocabulary id counts as a skipped token.
 TEST(EvaluateGeneration, PiecesWithoutNotesAreCountedAsEmptyAndNotJudgedByATokenJudge) {
   const Checkpoints& c = tiny_checkpoints();
   const std::string& judge = tiny_token_judge();
@@ -359,14 +362,26 @@ TEST(EvaluateGeneration, PiecesWithoutNotesAreCountedAsEmptyAndNotJudgedByAToken
                                  clips[1] + " " + clips[2] + " " + clips[3]);
   ASSERT_EQ(predicted.code, 0) << predicted.output;
   std::vector<std::string> verdicts;
+  std::vector<nlohmann::json> predicted_rows;
   std::ifstream lines(dir + "/predict.jsonl");
-  for (std::string line; std::getline(lines, line);) verdicts.push_back(nlohmann::json::parse(line).at("quadrant"));
+  for (std::string line; std::getline(lines, line);) {
+    predicted_rows.push_back(nlohmann::json::parse(line));
+    verdicts.push_back(predicted_rows.back().at("quadrant"));
+  }
   ASSERT_EQ(verdicts.size(), 4u);
   std::vector<std::string> judged;
+  std::vector<nlohmann::json> judged_va;
   for (const auto& p : g.at("pieces")) {
-    if (!p.at("empty").get<bool>()) judged.push_back(p.at("judged_quadrant"));
+    if (p.at("empty").get<bool>()) continue;
+    judged.push_back(p.at("judged_quadrant"));
+    judged_va.push_back(p.at("judged_valence_arousal"));
   }
   EXPECT_EQ(judged, verdicts);
+  ASSERT_EQ(judged_va.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_NEAR(judged_va[i].at(0).get<double>(), predicted_rows[i].at("valence").get<double>(), 1e-5) << clips[i];
+    EXPECT_NEAR(judged_va[i].at(1).get<double>(), predicted_rows[i].at("arousal").get<double>(), 1e-5) << clips[i];
+  }
 }
 
 TEST(EvaluateGeneration, BadPiecesAreRefusedBeforeAnythingIsWritten) {
