@@ -15,7 +15,7 @@
 #   TMPDIR             where the corpora go (needs ~16 KB per file, twice)
 #
 # Peak RSS comes from /usr/bin/time -v; files/s counts every corpus file
-# (read, hashed, parsed, tokenized, written to a segment, then to a shard).
+# (read, hashed, parsed, tokenized, written to a segment and to its shard).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

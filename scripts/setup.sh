@@ -31,7 +31,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev libopenblas0-pthread libyaml-cpp-dev libhdf5-dev libspdlog-dev
   libfmt-dev libonnx-dev libprotobuf-dev protobuf-compiler libgtest-dev libgmock-dev
   nlohmann-json3-dev rapidjson-dev libcli11-dev libsndfile1-dev libsoxr-dev libssl-dev
-  libvorbis-dev libcurl4-openssl-dev libarchive-dev zlib1g-dev
+  libvorbis-dev libcurl4-openssl-dev libarchive-dev libdeflate-dev
   # reference peers for tests and benchmarks (never on the product's path)
   python3-torch python3-mido python3-numpy python3-h5py
   # audio rendering, launchers for distributed tests, plots

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <numeric>
 #include <regex>
 #include <set>
@@ -122,6 +124,67 @@ int64_t Corpus::count(const std::string& kind) const {
   return std::count_if(problems.begin(), problems.end(), [&](const CorpusProblem& p) { return p.kind == kind; });
 }
 
+std::string Corpus::path(size_t i) const { return (fs::path(root) / std::string(relative(i))).lexically_normal().string(); }
+
+const std::string& Corpus::split(size_t i) const {
+  static const std::string none;
+  return split_[i] == kNoSplit ? none : split_names[split_[i]];
+}
+
+std::vector<LabelValue> Corpus::labels(size_t i) const {
+  const size_t columns = label_columns.size();
+  return std::vector<LabelValue>(labels_.begin() + static_cast<std::ptrdiff_t>(i * columns),
+                                 labels_.begin() + static_cast<std::ptrdiff_t>((i + 1) * columns));
+}
+
+CorpusEntry Corpus::entry(size_t i) const {
+  CorpusEntry e;
+  e.path = path(i);
+  e.relative = std::string(relative(i));
+  e.song_id = std::string(song_id(i));
+  e.split = split(i);
+  e.labels = labels(i);
+  if (!origins_.empty()) e.origin = origins_[i];
+  e.exists = missing_.empty() || !missing_[i];
+  return e;
+}
+
+void Corpus::reserve(size_t files, size_t text_bytes) {
+  text_.reserve(text_.size() + text_bytes);
+  ends_.reserve(ends_.size() + 2 * files);
+  split_.reserve(split_.size() + files);
+}
+
+void Corpus::add(const CorpusEntry& e) {
+  uint8_t split_at = kNoSplit;
+  if (!e.split.empty()) {
+    const auto it = std::find(split_names.begin(), split_names.end(), e.split);
+    if (it == split_names.end()) throw UsageError("corpus: split '" + e.split + "' of '" + e.relative + "' is not in split.names");
+    split_at = static_cast<uint8_t>(it - split_names.begin());
+  }
+  if (e.labels.size() != label_columns.size()) {
+    throw UsageError("corpus: '" + e.relative + "' has " + std::to_string(e.labels.size()) + " labels for " +
+                     std::to_string(label_columns.size()) + " columns");
+  }
+  if (text_.size() + e.relative.size() + e.song_id.size() > UINT32_MAX) {
+    throw DataError(root + ": the corpus's paths exceed 4 GB of text");
+  }
+  text_ += e.relative;
+  ends_.push_back(static_cast<uint32_t>(text_.size()));
+  text_ += e.song_id;
+  ends_.push_back(static_cast<uint32_t>(text_.size()));
+  split_.push_back(split_at);
+  labels_.insert(labels_.end(), e.labels.begin(), e.labels.end());
+  if (!e.origin.empty() || !origins_.empty()) {  // kept only once some file has one
+    origins_.resize(size() - 1);
+    origins_.push_back(e.origin);
+  }
+  if (!e.exists || !missing_.empty()) {
+    missing_.resize(size() - 1, false);
+    missing_.push_back(!e.exists);
+  }
+}
+
 std::string hash_split(const std::string& song_id, const SplitConfig& split) {
   const std::string digest = hash::sha256_hex(split.salt + '\0' + song_id);
   const uint64_t top = std::strtoull(digest.substr(0, 16).c_str(), nullptr, 16);
@@ -211,27 +274,22 @@ class CorpusLoader {
     corpus_.root = config.root.str();
     corpus_.split_names = split.names;
     corpus_.label_columns = label_columns(config.labels);
+    if (!config.song_id_pattern.empty()) song_re_.emplace(config.song_id_pattern);
   }
 
   Corpus load() {
-    const std::vector<std::string> listed = list_files(corpus_.root, config_.include, config_.exclude);
+    std::vector<std::string> listed = list_files(corpus_.root, config_.include, config_.exclude);
     if (config_.manifest.path.empty()) {
-      for (const std::string& rel : listed) add_entry(CorpusEntry{}, rel);
+      load_folder(listed);
     } else {
       read_manifest();
       for (const std::string& rel : listed) {
         if (!index_.count(rel)) corpus_.unlisted.push_back(rel);
       }
+      load_manifest_rows();
     }
-    resolve_paths_and_song_ids();
-    if (split_.method == "hash") {
-      for (CorpusEntry& e : corpus_.entries) e.split = hash_split(e.song_id, split_);
-    } else if (split_.method == "files") {
-      assign_splits_from_files();
-    }
-    report_song_leaks();
-    std::sort(corpus_.entries.begin(), corpus_.entries.end(),
-              [](const CorpusEntry& a, const CorpusEntry& b) { return a.relative < b.relative; });
+    // A hash split follows from the song id alone: no song can be in two splits.
+    if (split_.method != "hash") report_song_leaks();
     return std::move(corpus_);
   }
 
@@ -241,15 +299,75 @@ class CorpusLoader {
     int file = -1, split = -1;
     std::vector<int> labels;
   };
+  using SplitLists = std::map<std::string, std::pair<std::string, std::string>>;  // relative -> (split, where)
 
   void problem(std::string kind, std::string where, std::string message) {
     corpus_.problems.push_back(CorpusProblem{std::move(kind), std::move(where), std::move(message)});
   }
 
-  void add_entry(CorpusEntry e, const std::string& relative) {
-    e.relative = relative;
-    index_.emplace(relative, corpus_.entries.size());
-    corpus_.entries.push_back(std::move(e));
+  /// A folder corpus goes straight into the compact listing, file by file:
+  /// the listed files exist and come sorted. Problems keep the order of
+  /// the checks: song ids, then the split files, then files in no split file.
+  void load_folder(std::vector<std::string>& listed) {
+    SplitLists listed_in;
+    std::vector<CorpusProblem> split_problems;
+    if (split_.method == "files") {
+      std::swap(corpus_.problems, split_problems);
+      read_split_files(listed_in, [&](const std::string& rel) { return std::binary_search(listed.begin(), listed.end(), rel); });
+      std::swap(corpus_.problems, split_problems);
+    }
+    std::vector<CorpusProblem> unassigned;
+    size_t path_bytes = 0;
+    for (const std::string& rel : listed) path_bytes += rel.size();
+    corpus_.reserve(listed.size(), path_bytes + path_bytes / 2);  // song ids are at most paths, mostly far shorter
+    for (std::string& rel : listed) {
+      CorpusEntry e;
+      e.relative = std::move(rel);
+      e.song_id = song_id_of(e.relative);
+      e.labels.resize(corpus_.label_columns.size());
+      if (split_.method == "hash") e.split = hash_split(e.song_id, split_);
+      if (split_.method == "files") {
+        std::swap(corpus_.problems, unassigned);
+        assign_listed_split(e, listed_in);
+        std::swap(corpus_.problems, unassigned);
+      }
+      corpus_.add(e);
+    }
+    listed = {};
+    corpus_.problems.insert(corpus_.problems.end(), split_problems.begin(), split_problems.end());
+    corpus_.problems.insert(corpus_.problems.end(), unassigned.begin(), unassigned.end());
+  }
+
+  /// The manifest's rows, staged as entries, get their song ids, existence
+  /// and splits, then join the listing in path order.
+  void load_manifest_rows() {
+    for (CorpusEntry& e : staged_) {
+      std::error_code ec;
+      e.exists = fs::is_regular_file(fs::path(corpus_.root) / e.relative, ec);
+      e.song_id = song_id_of(e.relative);
+    }
+    if (split_.method == "hash") {
+      for (CorpusEntry& e : staged_) e.split = hash_split(e.song_id, split_);
+    } else if (split_.method == "files") {
+      SplitLists listed_in;
+      read_split_files(listed_in, [&](const std::string& rel) { return index_.count(rel) > 0; });
+      for (CorpusEntry& e : staged_) assign_listed_split(e, listed_in);
+    }
+    std::sort(staged_.begin(), staged_.end(),
+              [](const CorpusEntry& a, const CorpusEntry& b) { return a.relative < b.relative; });
+    for (const CorpusEntry& e : staged_) corpus_.add(e);
+    staged_.clear();
+    index_.clear();
+  }
+
+  /// The song id of a relative path: group 1 of corpus.song_id_pattern, or
+  /// the path without its extension (a problem when the pattern does not match).
+  std::string song_id_of(const std::string& relative) {
+    if (!song_re_) return default_song_id(relative);
+    std::smatch m;
+    if (std::regex_search(relative, m, *song_re_) && m.size() > 1 && m[1].matched) return m[1].str();
+    problem("song_id", relative, "corpus.song_id_pattern does not match '" + relative + "'");
+    return default_song_id(relative);
   }
 
   /// A column the config names, or a problem naming the manifest's header.
@@ -297,7 +415,7 @@ class CorpusLoader {
       return;
     }
     if (const auto it = index_.find(rel); it != index_.end()) {
-      problem("manifest", where, "'" + rel + "' is listed again (first at " + corpus_.entries[it->second].origin + ")");
+      problem("manifest", where, "'" + rel + "' is listed again (first at " + staged_[it->second].origin + ")");
       return;
     }
     CorpusEntry e;
@@ -318,38 +436,23 @@ class CorpusLoader {
         e.split = s;
       }
     }
-    add_entry(std::move(e), rel);
+    e.relative = rel;
+    index_.emplace(rel, staged_.size());
+    staged_.push_back(std::move(e));
   }
 
-  void resolve_paths_and_song_ids() {
-    std::optional<std::regex> song_re;
-    if (!config_.song_id_pattern.empty()) song_re.emplace(config_.song_id_pattern);
-    for (CorpusEntry& e : corpus_.entries) {
-      e.path = (fs::path(corpus_.root) / e.relative).lexically_normal().string();
-      std::error_code ec;
-      e.exists = fs::is_regular_file(e.path, ec);
-      e.song_id = default_song_id(e.relative);
-      if (!song_re) continue;
-      std::smatch m;
-      if (std::regex_search(e.relative, m, *song_re) && m.size() > 1 && m[1].matched) {
-        e.song_id = m[1].str();
-      } else {
-        problem("song_id", e.relative, "corpus.song_id_pattern does not match '" + e.relative + "'");
-      }
-    }
+  void assign_listed_split(CorpusEntry& e, const SplitLists& listed_in) {
+    const auto it = listed_in.find(e.relative);
+    if (it == listed_in.end()) problem("split", e.relative, "'" + e.relative + "' is in no split file");
+    else e.split = it->second.first;
   }
 
-  void assign_splits_from_files() {
-    std::map<std::string, std::pair<std::string, std::string>> listed_in;  // relative -> (split, where)
-    for (const SplitFileConfig& f : split_.files) read_split_file(f, listed_in);
-    for (CorpusEntry& e : corpus_.entries) {
-      const auto it = listed_in.find(e.relative);
-      if (it == listed_in.end()) problem("split", e.relative, "'" + e.relative + "' is in no split file");
-      else e.split = it->second.first;
-    }
+  /// Every split file's rows into `listed_in`; `in_corpus` says whether a path is a corpus file.
+  void read_split_files(SplitLists& listed_in, const std::function<bool(const std::string&)>& in_corpus) {
+    for (const SplitFileConfig& f : split_.files) read_split_file(f, listed_in, in_corpus);
   }
 
-  void read_split_file(const SplitFileConfig& f, std::map<std::string, std::pair<std::string, std::string>>& listed_in) {
+  void read_split_file(const SplitFileConfig& f, SplitLists& listed_in, const std::function<bool(const std::string&)>& in_corpus) {
     csv::Table t;
     try {
       t = csv::read(f.path.str());
@@ -369,15 +472,17 @@ class CorpusLoader {
         problem("split", t.where(r), "'" + rel + "' is also listed for split " + it->second.first + " at " + it->second.second);
         continue;
       }
-      if (!index_.count(rel)) problem("split", t.where(r), "'" + rel + "' is not in the corpus");
+      if (!in_corpus(rel)) problem("split", t.where(r), "'" + rel + "' is not in the corpus");
     }
   }
 
   /// No song in two splits.
   void report_song_leaks() {
     std::map<std::string, std::map<std::string, std::vector<std::string>>> songs;  // song -> split -> files
-    for (const CorpusEntry& e : corpus_.entries) {
-      if (!e.split.empty()) songs[e.song_id][e.split].push_back(e.relative);
+    for (size_t i = 0; i < corpus_.size(); ++i) {
+      if (!corpus_.split(i).empty()) {
+        songs[std::string(corpus_.song_id(i))][corpus_.split(i)].push_back(std::string(corpus_.relative(i)));
+      }
     }
     for (const auto& [song, splits] : songs) {
       if (splits.size() < 2) continue;
@@ -389,8 +494,10 @@ class CorpusLoader {
 
   const CorpusConfig& config_;
   const SplitConfig& split_;
+  std::optional<std::regex> song_re_;
   Corpus corpus_;
-  std::map<std::string, size_t> index_;  // relative path -> entry
+  std::vector<CorpusEntry> staged_;      // manifest rows, in manifest order
+  std::map<std::string, size_t> index_;  // manifest: relative path -> staged row
 };
 
 }  // namespace
@@ -399,7 +506,7 @@ Corpus load_corpus(const CorpusConfig& config, const SplitConfig& split) { retur
 
 std::string emptiness(const Corpus& corpus, const CorpusConfig& config) {
   auto patterns = [](const std::vector<std::string>& list) { return "[" + strings::join(list, ", ") + "]"; };
-  if (corpus.entries.empty()) {
+  if (corpus.empty()) {
     if (!config.manifest.path.empty()) return config.manifest.path.str() + ": the manifest lists no MIDI files";
     std::string text = corpus.root + ": no MIDI files: nothing under this folder matches corpus.include " +
                        patterns(config.include);
@@ -407,14 +514,14 @@ std::string emptiness(const Corpus& corpus, const CorpusConfig& config) {
     return text;
   }
   std::map<std::string, int64_t> per_split;
-  for (const CorpusEntry& e : corpus.entries) ++per_split[e.split];
+  for (size_t i = 0; i < corpus.size(); ++i) ++per_split[corpus.split(i)];
   std::vector<std::string> empty, counts;
   for (const std::string& name : corpus.split_names) {
     if (per_split[name] == 0) empty.push_back("'" + name + "'");
     counts.push_back(name + " " + std::to_string(per_split[name]));
   }
   if (empty.empty()) return "";
-  return corpus.root + ": split " + strings::join(empty, ", ") + " gets no file (" + std::to_string(corpus.entries.size()) +
+  return corpus.root + ": split " + strings::join(empty, ", ") + " gets no file (" + std::to_string(corpus.size()) +
          " files: " + strings::join(counts, ", ") +
          "); every split in split.names needs files: add files, or change split.names and split.ratios";
 }

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -100,9 +101,9 @@ std::vector<shards::LabelColumn> shard_label_columns(const Corpus& corpus) {
 
 /// An entry's labels for `columns`: the corpus's, then "real" where a
 /// valence or arousal annotation exists (the corpus's labels are annotations).
-std::vector<shards::LabelValue> shard_labels(const CorpusEntry& e, const std::vector<shards::LabelColumn>& corpus_columns,
+std::vector<shards::LabelValue> shard_labels(std::vector<shards::LabelValue> labels,
+                                             const std::vector<shards::LabelColumn>& corpus_columns,
                                              const std::vector<shards::LabelColumn>& columns) {
-  std::vector<shards::LabelValue> labels = e.labels;
   if (columns.size() == corpus_columns.size()) return labels;
   bool annotated = false;
   for (size_t c = 0; c < corpus_columns.size(); ++c) {
@@ -183,9 +184,10 @@ using detail::FileOutcome;
 
 /// What a file's outcome depends on; a journal made under other settings is discarded.
 std::string outcome_fingerprint(const PrepareConfig& c, const tokenizer::Tokenizer& tok, const std::string& root) {
-  return hash::sha256_hex(std::string("kmidi.prepare_outcome.v1\n") + tok.sha256() + "\n" +
+  return hash::sha256_hex(std::string("kmidi.prepare_outcome.v2\n") + tok.sha256() + "\n" +
                           (c.reader.strict ? "strict" : "lenient") + "\n" + std::to_string(c.reader.max_file_bytes) +
-                          "\n" + std::to_string(c.min_notes) + "\n" + std::to_string(c.output.segment_files) + "\n" + root);
+                          "\n" + std::to_string(c.min_notes) + "\n" + std::to_string(c.output.segment_files) + "\n" + root +
+                          "\n" + c.dedup_key);
 }
 
 struct FileStat {
@@ -199,15 +201,6 @@ FileStat stat_file(const std::string& path) {
   return {static_cast<int64_t>(st.st_size), static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
 }
 
-/// A segment's files as they are on disk: a changed file redoes its segment.
-std::string listing_hash(const Corpus& corpus, const std::vector<FileStat>& stats, size_t begin, size_t end) {
-  std::string text;
-  for (size_t i = begin; i < end; ++i) {
-    text += corpus.entries[i].relative + '\0' + std::to_string(stats[i].size) + '\0' + std::to_string(stats[i].mtime_ns) + '\n';
-  }
-  return hash::sha256_hex(text);
-}
-
 FileOutcome failed(FileOutcome o, const char* kind, std::string reason) {
   o.status = FileOutcome::Status::kFailed;
   o.failure = kind;
@@ -216,20 +209,21 @@ FileOutcome failed(FileOutcome o, const char* kind, std::string reason) {
   return o;
 }
 
-/// Reads, hashes, parses and tokenizes one file.
-FileOutcome process_file(const CorpusEntry& e, const tokenizer::Tokenizer& tok, const midi::ReadOptions& read_options,
-                         int64_t min_notes) {
+/// Reads, hashes, parses and tokenizes one file. The token ids are hashed
+/// only for dedup_key tokens (hashing ~24 KB of ids a file is not free).
+FileOutcome process_file(const std::string& path, const tokenizer::Tokenizer& tok, const midi::ReadOptions& read_options,
+                         int64_t min_notes, bool hash_tokens) {
   FileOutcome o;
   std::string bytes;
   try {
-    bytes = files::read_all(e.path);
+    bytes = files::read_all(path);
   } catch (const DataError& err) {
     return failed(std::move(o), "unreadable", err.what());
   }
   o.file_sha256 = hash::sha256_hex(bytes);
   std::optional<midi::Score> score;
   try {
-    score.emplace(midi::read_midi_bytes(bytes, e.path, read_options));
+    score.emplace(midi::read_midi_bytes(bytes, path, read_options));
   } catch (const DataError& err) {
     return failed(std::move(o), "unparsable", err.what());
   }
@@ -238,7 +232,7 @@ FileOutcome process_file(const CorpusEntry& e, const tokenizer::Tokenizer& tok, 
   try {
     tok.encode(*score, o.tokens, &o.stats);
   } catch (const DataError& err) {
-    return failed(std::move(o), "untokenizable", e.path + ": " + err.what());
+    return failed(std::move(o), "untokenizable", path + ": " + err.what());
   }
   o.notes = o.stats.notes_encoded;
   o.seconds = score->duration_seconds();
@@ -249,7 +243,7 @@ FileOutcome process_file(const CorpusEntry& e, const tokenizer::Tokenizer& tok, 
     o.tokens.clear();
     return o;
   }
-  o.tokens_sha256 = detail::tokens_sha256(o.tokens);
+  if (hash_tokens) o.tokens_sha256 = detail::tokens_sha256(o.tokens);
   return o;
 }
 
@@ -323,202 +317,305 @@ ExternalIndex load_external_index(const PrepareConfig& config, const tokenizer::
   return index;
 }
 
-/// Where one run's work lives and how it is cut.
+/// Where one run's work lives and how it is cut: segments of per_segment
+/// consecutive files in processing order.
 struct Work {
   std::string dir;
-  size_t files = 0, per_segment = 1, segments = 0;
+  std::vector<uint32_t> order;  // [position] corpus index
+  size_t per_segment = 1, segments = 0;
+  size_t files() const { return order.size(); }
   size_t begin(size_t segment) const { return segment * per_segment; }
-  size_t end(size_t segment) const { return std::min(files, (segment + 1) * per_segment); }
+  size_t end(size_t segment) const { return std::min(files(), (segment + 1) * per_segment); }
 };
 
-/// Writes the outcome of every file of an unfinished segment; sets the
-/// report's run id and resume counts.
-void produce_outcomes(const PrepareConfig& config, const Corpus& corpus, const tokenizer::Tokenizer& tok, const Work& work,
-                      PrepareReport& report) {
-  const size_t n = corpus.entries.size();
-  std::vector<FileStat> stats(n);
-  for (size_t i = 0; i < n; ++i) stats[i] = stat_file(corpus.entries[i].path);
-  const std::string fingerprint = outcome_fingerprint(config, tok, corpus.root);
-  detail::Journal journal = detail::read_journal(work.dir);
-  if (!journal.fingerprint.empty() && journal.fingerprint != fingerprint) {
-    spdlog::info("prepare: discarding {}: made with another tokenizer, reader, min_notes or segment_files", work.dir);
-  }
-  if (journal.fingerprint != fingerprint) journal = detail::Journal{fingerprint};
-  journal.segment_files = static_cast<int64_t>(work.per_segment);
-  journal.done.resize(work.segments);
-  std::vector<std::string> listing(work.segments);
-  std::vector<size_t> todo;
-  size_t finished = 0;
-  for (size_t s = 0; s < work.segments; ++s) {
-    listing[s] = listing_hash(corpus, stats, work.begin(s), work.end(s));
-    std::error_code ec;
-    if (journal.done[s] == listing[s] && fs::is_regular_file(detail::segment_path(work.dir, s), ec)) {
-      ++finished;
-      report.files_resumed += static_cast<int64_t>(work.end(s) - work.begin(s));
-      continue;
-    }
-    journal.done[s].clear();
-    for (size_t i = work.begin(s); i < work.end(s); ++i) todo.push_back(i);
-  }
-  if (!config.output.run_id.empty()) journal.run_id = config.output.run_id;
-  else if (finished == 0 || journal.run_id.empty()) journal.run_id = new_run_id();
-  report.run_id = journal.run_id;
-  report.files_parsed = static_cast<int64_t>(todo.size());
-  detail::write_journal(work.dir, journal);
-  if (finished > 0) {
-    spdlog::info("prepare: resuming run {}: {} of {} files done in {} finished segment(s) of {}; parsing the other {}",
-                 report.run_id, report.files_resumed, n, finished, work.segments, todo.size());
-  }
-  if (todo.empty()) return;
-
-  const int threads = detail::worker_count(config.num_workers, todo.size());
-  const size_t budget = static_cast<size_t>(config.output.max_buffer_mb) << 20;
-  const midi::ReadOptions read_options = config.reader.options();
-  spdlog::info("prepare: parsing {} files with {} worker(s), at most {} MB ahead of the writer", todo.size(), threads,
-               config.output.max_buffer_mb);
-  std::unique_ptr<detail::SegmentWriter> writer;
-  Progress progress("prepare", static_cast<int64_t>(todo.size()), "files");
-  detail::ordered_parallel<FileOutcome>(
-      todo.size(), threads, static_cast<size_t>(threads) * 16,
-      [&](size_t k) { return process_file(corpus.entries[todo[k]], tok, read_options, config.min_notes); },
-      [&](size_t k, FileOutcome&& o) {
-        const size_t i = todo[k], s = i / work.per_segment;
-        progress.advance();
-        if (o.status == FileOutcome::Status::kFailed && config.on_error == "fail") {
-          throw DataError(on_error_fail_message(o.reason));
-        }
-        if (!writer) writer = std::make_unique<detail::SegmentWriter>(detail::segment_path(work.dir, s));
-        writer->add(o);
-        if (i + 1 < work.end(s)) return;
-        writer->commit();
-        writer.reset();
-        journal.done[s] = listing[s];
-        detail::write_journal(work.dir, journal);
-        files::fault_point("prepare_segment", detail::segment_path(work.dir, s));
-      },
-      [&](size_t k) { return static_cast<size_t>(std::max<int64_t>(stats[todo[k]].size, 0)) * kBufferCostPerFileByte; },
-      budget);
-  progress.finish();
+/// The order the writer takes files in: splits from the last of split.names
+/// to the first, corpus order within each. The first copy of a file the
+/// writer meets is then the one to keep (test before validation before
+/// train, then the first path), so duplicates are decided while streaming.
+std::vector<uint32_t> processing_order(const Corpus& corpus) {
+  std::vector<uint32_t> order(corpus.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
+  // Every file has a split here (require_no_problems ran).
+  std::stable_sort(order.begin(), order.end(),
+                   [&](uint32_t a, uint32_t b) { return corpus.split_index(a) > corpus.split_index(b); });
+  return order;
 }
 
-/// Reads every segment in corpus order, calling visit(i, outcome).
-void for_each_outcome(const Work& work, bool with_tokens, const std::function<void(size_t, FileOutcome&)>& visit) {
-  FileOutcome o;
-  for (size_t s = 0; s < work.segments; ++s) {
-    const std::string path = detail::segment_path(work.dir, s);
-    detail::SegmentReader reader(path);
-    size_t i = work.begin(s);
-    while (reader.next(o, with_tokens)) {
-      if (i >= work.end(s)) break;
-      visit(i++, o);
-    }
-    if (i != work.end(s)) {
-      throw DataError(path + ": holds " + std::to_string(i - work.begin(s)) + " file outcomes, expected " +
-                      std::to_string(work.end(s) - work.begin(s)) + "; delete " + work.dir + " and run prepare again");
-    }
+/// A segment's files as they are on disk: a changed file redoes its segment.
+/// `sizes` gets each file's size (-1: cannot stat).
+std::string listing_hash(const Corpus& corpus, const Work& work, size_t segment, std::vector<int64_t>& sizes) {
+  std::string text;
+  sizes.clear();
+  for (size_t p = work.begin(segment); p < work.end(segment); ++p) {
+    const size_t i = work.order[p];
+    const FileStat st = stat_file(corpus.path(i));
+    sizes.push_back(st.size);
+    text += std::string(corpus.relative(i)) + '\0' + std::to_string(st.size) + '\0' + std::to_string(st.mtime_ns) + '\n';
   }
+  return hash::sha256_hex(text);
 }
 
-/// Which files repeat another: dedup_against pieces first, then (on_duplicate:
-/// drop) copies within the corpus, keeping the one in the latest split of
-/// split.names (test before validation before train, so evaluation sets stay
-/// intact), then the first path.
-struct Duplicates {
-  std::vector<int32_t> kept_copy;            // [file] index of the kept copy, or -1
-  std::vector<const std::string*> elsewhere;  // [file] the dedup_against piece it repeats, or nullptr
+/// The kept file of every key seen so far (on_duplicate: drop): keys in one
+/// array found through an open-addressing table, sized once for the corpus
+/// (~45 bytes a file, where a node-based hash map takes ~75).
+class KeptCopies {
+ public:
+  explicit KeptCopies(size_t files) {
+    keys_.reserve(files);
+    files_.reserve(files);
+    size_t slots = 16;
+    while (slots < 2 * files) slots *= 2;
+    slots_.assign(slots, 0);
+  }
+
+  /// The file kept for `key`, or nullopt after recording `file` as its copy.
+  std::optional<uint32_t> keep_first(const Key& key, uint32_t file) {
+    uint64_t h;
+    std::memcpy(&h, key.data(), sizeof h);  // a sha256's bytes are uniform already
+    for (size_t at = h & (slots_.size() - 1);; at = (at + 1) & (slots_.size() - 1)) {
+      if (slots_[at] == 0) {
+        keys_.push_back(key);
+        files_.push_back(file);
+        slots_[at] = static_cast<uint32_t>(keys_.size());  // index + 1; 0 is empty
+        return std::nullopt;
+      }
+      if (keys_[slots_[at] - 1] == key) return files_[slots_[at] - 1];
+    }
+  }
+
+ private:
+  std::vector<Key> keys_;
+  std::vector<uint32_t> files_;
+  std::vector<uint32_t> slots_;  // load <= 1/2: at most `files` keys
 };
 
-Duplicates find_duplicates(const PrepareConfig& config, const Corpus& corpus, const ExternalIndex& external, const Work& work) {
-  const size_t n = corpus.entries.size();
-  Duplicates d{std::vector<int32_t>(n, -1), std::vector<const std::string*>(n, nullptr)};
-  const bool by_tokens = config.dedup_key == "tokens";
-  std::vector<std::pair<Key, uint32_t>> keyed;
-  for_each_outcome(work, false, [&](size_t i, FileOutcome& o) {
-    Key k{};
-    if (!parse_key(by_tokens ? o.tokens_sha256 : o.file_sha256, k)) return;
-    d.elsewhere[i] = external.find(k);
-    if (!d.elsewhere[i] && config.on_duplicate == "drop") keyed.emplace_back(k, static_cast<uint32_t>(i));
-  });
-  std::sort(keyed.begin(), keyed.end());
-  auto rank = [&](size_t i) {
-    const auto& names = corpus.split_names;
-    return std::find(names.begin(), names.end(), corpus.entries[i].split) - names.begin();
-  };
-  for (size_t a = 0; a < keyed.size();) {
-    size_t b = a;
-    size_t kept = keyed[a].second;
-    for (; b < keyed.size() && keyed[b].first == keyed[a].first; ++b) {
-      if (rank(keyed[b].second) > rank(kept)) kept = keyed[b].second;
+/// Takes every file's outcome in processing order: leaves out duplicates,
+/// failures and short files (listing each in the report) and streams the
+/// rest into one shard writer per split. Nothing is committed before commit().
+class ShardSink {
+ public:
+  ShardSink(const PrepareConfig& config, const Corpus& corpus, const tokenizer::Tokenizer& tok,
+            const ExternalIndex& external, PrepareReport& report)
+      : config_(config),
+        corpus_(corpus),
+        external_(external),
+        report_(report),
+        columns_(shard_label_columns(corpus)),
+        kept_(config.on_duplicate == "drop" ? corpus.size() : 0) {
+    shards::ShardWriterOptions options;
+    options.chunk_elements = config.output.chunk_elements;
+    options.deflate_level = config.output.deflate_level;
+    options.run_id = report.run_id;
+    const shards::ShardVocab vocab{tok.vocab_size(), tok.pad_id(), tok.sha256()};
+    for (const std::string& s : corpus.split_names) {
+      writers_[s] = std::make_unique<shards::ShardWriter>(
+          (fs::path(report.output_dir) / shards::shard_file_name(s)).string(), s, vocab, columns_, options);
+      report.splits.push_back(SplitSummary{s, writers_[s]->path()});
     }
-    for (size_t c = a; c < b; ++c) {
-      if (keyed[c].second != kept) d.kept_copy[keyed[c].second] = static_cast<int32_t>(kept);
-    }
-    a = b;
   }
-  return d;
-}
 
-/// Streams the outcomes into the shards (not yet committed) and the report.
-std::map<std::string, std::unique_ptr<shards::ShardWriter>> write_shards(const PrepareConfig& config, const Corpus& corpus,
-                                                                         const tokenizer::Tokenizer& tok,
-                                                                         const ExternalIndex& external, const Work& work,
-                                                                         PrepareReport& report) {
-  const Duplicates dups = find_duplicates(config, corpus, external, work);
-  std::map<std::string, std::unique_ptr<shards::ShardWriter>> writers;
-  shards::ShardWriterOptions options;
-  options.chunk_elements = config.output.chunk_elements;
-  options.deflate_level = config.output.deflate_level;
-  options.run_id = report.run_id;
-  const shards::ShardVocab vocab{tok.vocab_size(), tok.pad_id(), tok.sha256()};
-  const std::vector<shards::LabelColumn> label_columns = shard_label_columns(corpus);
-  for (const std::string& s : corpus.split_names) {
-    writers[s] = std::make_unique<shards::ShardWriter>((fs::path(report.output_dir) / shards::shard_file_name(s)).string(),
-                                                       s, vocab, label_columns, options);
-    report.splits.push_back(SplitSummary{s, writers[s]->path()});
-  }
-  const std::string key_name = config.dedup_key == "tokens" ? "token ids" : "file bytes";
-  for_each_outcome(work, true, [&](size_t i, FileOutcome& o) {
-    const CorpusEntry& e = corpus.entries[i];
-    if (const std::string* copy = dups.elsewhere[i]) {
-      report.duplicates_elsewhere.push_back(
-          LeftOutFile{e.relative, e.split, "same " + key_name + " as " + *copy, "duplicate_elsewhere", *copy});
-      return;
-    }
-    if (dups.kept_copy[i] >= 0) {
-      const CorpusEntry& k = corpus.entries[static_cast<size_t>(dups.kept_copy[i])];
-      const std::string kept = k.relative + " (" + k.split + ")";
-      report.duplicates.push_back(LeftOutFile{e.relative, e.split, "identical to " + kept, "duplicate", kept});
-      return;
-    }
-    if (o.repairs > 0) report.repaired.push_back(LeftOutFile{e.relative, e.split, o.first_warning, "repaired"});
+  /// The outcome of corpus file `i`.
+  void add(size_t i, const FileOutcome& o) {
+    park_finished_split(corpus_.split_index(i));
+    if (left_out_as_duplicate(i, o)) return;
+    const std::string relative(corpus_.relative(i));
+    const std::string& split = corpus_.split(i);
+    if (o.repairs > 0) report_.repaired.push_back(LeftOutFile{relative, split, o.first_warning, "repaired", ""});
     if (o.status == FileOutcome::Status::kFailed) {
-      if (config.on_error == "fail") throw DataError(on_error_fail_message(o.reason));
-      spdlog::warn("prepare: skipping {}: {}", e.relative, o.reason);
-      report.failed.push_back(LeftOutFile{e.relative, e.split, o.reason, o.failure});
+      if (config_.on_error == "fail") throw DataError(on_error_fail_message(o.reason));
+      spdlog::warn("prepare: skipping {}: {}", relative, o.reason);
+      report_.failed.push_back(LeftOutFile{relative, split, o.reason, o.failure, ""});
       return;
     }
     if (o.status == FileOutcome::Status::kTooShort) {
-      report.too_short.push_back(LeftOutFile{e.relative, e.split, o.reason, "too_short"});
+      report_.too_short.push_back(LeftOutFile{relative, split, o.reason, "too_short", ""});
       return;
     }
-    report.encode.add(o.stats);
+    write(i, relative, split, o);
+  }
+
+  /// Sorts the report's lists into corpus order (the corpus is sorted by
+  /// path) and commits the shards.
+  void commit() {
+    for (auto* list : {&report_.failed, &report_.too_short, &report_.duplicates, &report_.duplicates_elsewhere,
+                       &report_.repaired}) {
+      std::stable_sort(list->begin(), list->end(),
+                       [](const LeftOutFile& a, const LeftOutFile& b) { return a.path < b.path; });
+    }
+    for (auto& [name, writer] : writers_) writer->commit();
+  }
+
+ private:
+  /// Files come split after split: a writer whose split is over frees its
+  /// buffers until commit, so one writer's worth is held at a time.
+  void park_finished_split(uint8_t split) {
+    if (split == current_split_) return;
+    if (current_split_ != Corpus::kNoSplit) writers_.at(corpus_.split_names[current_split_])->park();
+    current_split_ = split;
+  }
+
+  bool left_out_as_duplicate(size_t i, const FileOutcome& o) {
+    const bool by_tokens = config_.dedup_key == "tokens";
+    Key k{};
+    if (!parse_key(by_tokens ? o.tokens_sha256 : o.file_sha256, k)) return false;
+    if (const std::string* copy = external_.find(k)) {
+      const std::string key_name = by_tokens ? "token ids" : "file bytes";
+      report_.duplicates_elsewhere.push_back(
+          LeftOutFile{std::string(corpus_.relative(i)), corpus_.split(i), "same " + key_name + " as " + *copy, "duplicate_elsewhere", *copy});
+      return true;
+    }
+    if (config_.on_duplicate != "drop") return false;
+    const std::optional<uint32_t> kept = kept_.keep_first(k, static_cast<uint32_t>(i));
+    if (!kept) return false;
+    const std::string name = std::string(corpus_.relative(*kept)) + " (" + corpus_.split(*kept) + ")";
+    report_.duplicates.push_back(
+        LeftOutFile{std::string(corpus_.relative(i)), corpus_.split(i), "identical to " + name, "duplicate", name});
+    return true;
+  }
+
+  void write(size_t i, const std::string& relative, const std::string& split, const FileOutcome& o) {
+    report_.encode.add(o.stats);
     shards::ShardItem item;
-    item.source = e.relative;
-    item.song_id = e.song_id;
+    item.source = relative;
+    item.song_id = std::string(corpus_.song_id(i));
     item.sha256 = o.file_sha256;
     item.num_notes = o.notes;
     item.duration_s = o.seconds;
-    item.labels = shard_labels(e, corpus.label_columns, label_columns);
-    writers.at(e.split)->add(o.tokens.data(), o.tokens.size(), item);
-    for (SplitSummary& s : report.splits) {
-      if (s.name != e.split) continue;
+    item.labels = shard_labels(corpus_.labels(i), corpus_.label_columns, columns_);
+    writers_.at(split)->add(o.tokens.data(), o.tokens.size(), item);
+    for (SplitSummary& s : report_.splits) {
+      if (s.name != split) continue;
       ++s.items;
       s.tokens += static_cast<int64_t>(o.tokens.size());
       s.notes += o.notes;
       s.seconds += o.seconds;
     }
-  });
-  return writers;
+  }
+
+  const PrepareConfig& config_;
+  const Corpus& corpus_;
+  const ExternalIndex& external_;
+  PrepareReport& report_;
+  const std::vector<shards::LabelColumn> columns_;
+  std::map<std::string, std::unique_ptr<shards::ShardWriter>> writers_;
+  KeptCopies kept_;
+  uint8_t current_split_ = Corpus::kNoSplit;
+};
+
+/// Hands a finished segment's outcomes, read back from its file, to the sink.
+void replay_segment(const Work& work, size_t s, ShardSink& sink) {
+  const std::string path = detail::segment_path(work.dir, s);
+  detail::SegmentReader reader(path);
+  FileOutcome o;
+  size_t p = work.begin(s);
+  for (; p < work.end(s) && reader.next(o); ++p) sink.add(work.order[p], o);
+  if (p != work.end(s) || reader.next(o)) {
+    throw DataError(path + ": does not hold the " + std::to_string(work.end(s) - work.begin(s)) +
+                    " file outcomes expected; delete " + work.dir + " and run prepare again");
+  }
+}
+
+/// What this run has to do: the journal, each segment's listing hash, and
+/// the positions (with their file sizes) left to parse.
+struct Plan {
+  detail::Journal journal;
+  std::vector<std::string> listing;
+  std::vector<uint32_t> todo;
+  std::vector<uint32_t> todo_bytes;  // file sizes, for the parse budget (saturated)
+};
+
+/// Reads the journal (one made under other settings is discarded), keeps the
+/// segments that are finished and still describe the corpus, and sets the
+/// report's run id and resume counts.
+Plan plan_work(const PrepareConfig& config, const Corpus& corpus, const tokenizer::Tokenizer& tok, const Work& work,
+               PrepareReport& report) {
+  const std::string fingerprint = outcome_fingerprint(config, tok, corpus.root);
+  Plan plan;
+  detail::Journal& journal = plan.journal;
+  journal = detail::read_journal(work.dir);
+  if (!journal.fingerprint.empty() && journal.fingerprint != fingerprint) {
+    spdlog::info("prepare: discarding {}: made with another tokenizer, reader, min_notes, segment_files or dedup_key", work.dir);
+  }
+  if (journal.fingerprint != fingerprint) journal = detail::Journal{fingerprint};
+  journal.segment_files = static_cast<int64_t>(work.per_segment);
+  journal.done.resize(work.segments);
+  plan.listing.resize(work.segments);
+  size_t finished = 0;
+  for (size_t s = 0; s < work.segments; ++s) {
+    std::vector<int64_t> sizes;
+    plan.listing[s] = listing_hash(corpus, work, s, sizes);
+    std::error_code ec;
+    if (journal.done[s] == plan.listing[s] && fs::is_regular_file(detail::segment_path(work.dir, s), ec)) {
+      ++finished;
+      report.files_resumed += static_cast<int64_t>(work.end(s) - work.begin(s));
+      continue;
+    }
+    journal.done[s].clear();
+    for (size_t p = work.begin(s); p < work.end(s); ++p) {
+      plan.todo.push_back(static_cast<uint32_t>(p));
+      const int64_t bytes = std::max<int64_t>(sizes[p - work.begin(s)], 0);
+      plan.todo_bytes.push_back(static_cast<uint32_t>(std::min<int64_t>(bytes, UINT32_MAX)));
+    }
+  }
+  if (!config.output.run_id.empty()) journal.run_id = config.output.run_id;
+  else if (finished == 0 || journal.run_id.empty()) journal.run_id = new_run_id();
+  report.run_id = journal.run_id;
+  report.files_parsed = static_cast<int64_t>(plan.todo.size());
+  detail::write_journal(work.dir, journal);
+  if (finished > 0) {
+    spdlog::info("prepare: resuming run {}: {} of {} files done in {} finished segment(s) of {}; parsing the other {}",
+                 report.run_id, report.files_resumed, work.files(), finished, work.segments, plan.todo.size());
+  }
+  return plan;
+}
+
+/// Every file's outcome, in processing order, to the sink: finished segments
+/// of an interrupted run are read back; the others are parsed on all workers
+/// and each outcome is written to its segment (for a later resume) as it
+/// reaches the sink, so the shards are written while files are parsed.
+void stream_outcomes(const PrepareConfig& config, const Corpus& corpus, const tokenizer::Tokenizer& tok,
+                     const Work& work, Plan& plan, ShardSink& sink) {
+  size_t replayed = 0;  // segments before this one have reached the sink
+  auto replay_finished_before = [&](size_t segment) {
+    for (; replayed < segment; ++replayed) {
+      if (!plan.journal.done[replayed].empty()) replay_segment(work, replayed, sink);
+    }
+  };
+  if (!plan.todo.empty()) {
+    const int threads = detail::worker_count(config.num_workers, plan.todo.size());
+    const size_t budget = static_cast<size_t>(config.output.max_buffer_mb) << 20;
+    const midi::ReadOptions read_options = config.reader.options();
+    spdlog::info("prepare: parsing {} files with {} worker(s), at most {} MB ahead of the writer", plan.todo.size(),
+                 threads, config.output.max_buffer_mb);
+    std::unique_ptr<detail::SegmentWriter> writer;
+    Progress progress("prepare", static_cast<int64_t>(plan.todo.size()), "files");
+    detail::ordered_parallel<FileOutcome>(
+        plan.todo.size(), threads, static_cast<size_t>(threads) * 16,
+        [&](size_t k) {
+          return process_file(corpus.path(work.order[plan.todo[k]]), tok, read_options, config.min_notes,
+                              config.dedup_key == "tokens");
+        },
+        [&](size_t k, FileOutcome&& o) {
+          const size_t p = plan.todo[k], s = p / work.per_segment;
+          progress.advance();
+          if (!writer) {
+            replay_finished_before(s);
+            writer = std::make_unique<detail::SegmentWriter>(detail::segment_path(work.dir, s), tok.vocab_size());
+          }
+          writer->add(o);
+          sink.add(work.order[p], o);
+          if (p + 1 < work.end(s)) return;
+          writer->commit();
+          writer.reset();
+          replayed = s + 1;
+          plan.journal.done[s] = plan.listing[s];
+          detail::write_journal(work.dir, plan.journal);
+          files::fault_point("prepare_segment", detail::segment_path(work.dir, s));
+        },
+        [&](size_t k) { return static_cast<size_t>(plan.todo_bytes[k]) * kBufferCostPerFileByte; }, budget);
+    progress.finish();
+  }
+  replay_finished_before(work.segments);
 }
 
 }  // namespace
@@ -538,9 +635,9 @@ PrepareReport run_prepare(const PrepareConfig& config) {
 
   Work work;
   work.dir = (fs::path(out_dir) / kWorkDir).string();
-  work.files = corpus.entries.size();
+  work.order = processing_order(corpus);
   work.per_segment = static_cast<size_t>(config.output.segment_files);
-  work.segments = (work.files + work.per_segment - 1) / work.per_segment;
+  work.segments = (work.files() + work.per_segment - 1) / work.per_segment;
   files::ensure_dir(work.dir);
   std::vector<std::string> work_files{"journal.json"};
   for (size_t s = 0; s < work.segments; ++s) work_files.push_back(fs::path(detail::segment_path(work.dir, s)).filename().string());
@@ -552,15 +649,16 @@ PrepareReport run_prepare(const PrepareConfig& config) {
   report.vocab_size = tok.vocab_size();
   PrepareConfig resolved = config;
   report.config_yaml = config::to_yaml(resolved);
-  report.files = static_cast<int64_t>(corpus.entries.size());
-  spdlog::info("prepare: {} files under {}, tokenizer vocab {}, {} piece(s) to deduplicate against", work.files,
+  report.files = static_cast<int64_t>(corpus.size());
+  spdlog::info("prepare: {} files under {}, tokenizer vocab {}, {} piece(s) to deduplicate against", work.files(),
                corpus.root, tok.vocab_size(), external.size());
   try {
-    produce_outcomes(config, corpus, tok, work, report);
-    auto writers = write_shards(config, corpus, tok, external, work, report);
+    Plan plan = plan_work(config, corpus, tok, work, report);
+    ShardSink sink(config, corpus, tok, external, report);
+    stream_outcomes(config, corpus, tok, work, plan, sink);
     require_items_in_every_split(report);
     // Commit: shards first, then the tokenizer they name, then the report.
-    for (auto& [name, writer] : writers) writer->commit();
+    sink.commit();
   } catch (const std::exception&) {
     // An error (not a kill) leaves nothing behind: the next run starts afresh.
     std::error_code ec;

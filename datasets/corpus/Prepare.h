@@ -9,15 +9,18 @@
 // tokenizer.json and the report (but for its timings) are byte-identical
 // whatever the thread count, and whether or not the run was resumed.
 //
-// Scale. Outcomes (status, hashes, tokens) are streamed to segment files of
-// output.segment_files files in <dir>/.prepare-work, with a journal naming the
-// finished ones (each written atomically). A prepare that is killed or
-// interrupted resumes after its last finished segment when run again with
-// the same tokenizer, reader and min_notes (other changes, e.g. splits or
-// labels, still reuse the segments; a changed file redoes its segment). The
-// shards are then written from the segments in one streaming pass. Memory is
-// bounded by output.max_buffer_mb (files parsed ahead of the writer) and a
-// few bytes per file, not by the corpus's tokens.
+// Scale. The writer takes files split by split (the last of split.names
+// first), in corpus order within each. Each outcome (status, hashes, tokens)
+// goes to the shards at once (their chunks compressed on all cores while
+// workers parse on) and to a segment file of output.segment_files files in
+// <dir>/.prepare-work, with a journal naming the finished segments (each
+// written atomically). A prepare that is killed or interrupted resumes after
+// its last finished segment when run again with the same tokenizer, reader,
+// min_notes and dedup_key (changed labels still reuse the segments; a changed file
+// redoes its segment, changed splits reorder and redo them): finished
+// segments are read back into the shards and the rest is parsed. Memory is bounded by
+// output.max_buffer_mb (files parsed ahead of the writer) and a few bytes per
+// file, not by the corpus's tokens.
 //
 // Duplicates. dedup_key says what identical means: file (sha256 of the bytes)
 // or tokens (of the token ids: the same music re-saved with other metadata).

@@ -102,11 +102,11 @@ void check_shards(const PrepareConfig& config, const Corpus& corpus, const std::
     }
   }
 
-  std::map<std::string, const CorpusEntry*> by_path;
+  std::map<std::string, size_t> by_path;      // relative -> file
   std::map<std::string, std::string> sha_of;  // relative -> sha
-  for (size_t i = 0; i < corpus.entries.size(); ++i) {
-    by_path[corpus.entries[i].relative] = &corpus.entries[i];
-    sha_of[corpus.entries[i].relative] = checked[i].sha256;
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    by_path[std::string(corpus.relative(i))] = i;
+    sha_of[std::string(corpus.relative(i))] = checked[i].sha256;
   }
   std::map<std::string, std::set<std::string>> sha_splits, song_splits;
   std::map<std::string, std::string> sha_example;
@@ -153,8 +153,8 @@ void check_shards(const PrepareConfig& config, const Corpus& corpus, const std::
           problem(path, split, "item '" + it.source + "' is not in the corpus (stale shard; re-run kmidi prepare)");
         } else if (!sha_of[it.source].empty() && sha_of[it.source] != it.sha256) {
           problem(path, split, "item '" + it.source + "' changed since it was prepared (re-run kmidi prepare)");
-        } else if (found->second->split != split) {
-          problem(path, split, "item '" + it.source + "' belongs to split '" + found->second->split + "'");
+        } else if (corpus.split(found->second) != split) {
+          problem(path, split, "item '" + it.source + "' belongs to split '" + corpus.split(found->second) + "'");
         }
       }
       report.shards.push_back(sc);
@@ -234,15 +234,15 @@ ValidationReport run_validate(const PrepareConfig& config, const std::string& co
   report.config_path = config_path;
   const Corpus corpus = load_corpus(config.corpus, config.split);
   report.corpus_root = corpus.root;
-  report.files = static_cast<int64_t>(corpus.entries.size());
+  report.files = static_cast<int64_t>(corpus.size());
   report.corpus_problems = corpus.problems;
   report.unlisted = corpus.unlisted;
   for (const std::string& s : corpus.split_names) report.files_per_split[s] = 0;
-  for (const CorpusEntry& e : corpus.entries) ++report.files_per_split[e.split.empty() ? "(none)" : e.split];
+  for (size_t i = 0; i < corpus.size(); ++i) ++report.files_per_split[corpus.split(i).empty() ? "(none)" : corpus.split(i)];
 
   const tokenizer::Tokenizer tok(config.tokenizer);
   const midi::ReadOptions read_options = config.reader.options();
-  const size_t n = corpus.entries.size();
+  const size_t n = corpus.size();
   const int threads = detail::worker_count(config.num_workers, n);
   std::vector<Checked> checked(n);
   std::vector<double> notes, tokens, seconds;
@@ -251,7 +251,7 @@ ValidationReport run_validate(const PrepareConfig& config, const std::string& co
     detail::ordered_parallel<Checked>(
         n, threads, static_cast<size_t>(threads) * 16,
         [&](size_t i) {
-          const CorpusEntry& e = corpus.entries[i];
+          const CorpusEntry e = corpus.entry(i);
           Checked c;
           if (!e.exists) {
             c.status = Checked::Status::kMissing;
@@ -286,7 +286,7 @@ ValidationReport run_validate(const PrepareConfig& config, const std::string& co
           return c;
         },
         [&](size_t i, Checked&& c) {
-          const CorpusEntry& e = corpus.entries[i];
+          const CorpusEntry e = corpus.entry(i);
           progress.advance();
           if (c.status == Checked::Status::kMissing) {
             report.missing.push_back(FileIssue{e.relative, e.split, c.reason});
@@ -330,9 +330,9 @@ ValidationReport run_validate(const PrepareConfig& config, const std::string& co
   for (const auto& [sha, members] : by_sha) {
     if (members.size() < 2) continue;
     std::map<std::string, std::vector<size_t>> per_split;
-    for (size_t i : members) per_split[corpus.entries[i].split].push_back(i);
+    for (size_t i : members) per_split[corpus.split(i)].push_back(i);
     DuplicateGroup g{sha, {}};
-    for (size_t i : members) g.files.emplace_back(corpus.entries[i].relative, corpus.entries[i].split);
+    for (size_t i : members) g.files.emplace_back(std::string(corpus.relative(i)), corpus.split(i));
     if (per_split.size() > 1) report.duplicates_across_splits.push_back(g);
     bool within = false;
     for (const auto& [split, files] : per_split) {

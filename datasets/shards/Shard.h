@@ -2,7 +2,8 @@
 // Token shards: one HDF5 file per split holding every piece's token ids in
 // one flat array, with offsets and per-piece metadata. Torch-free.
 //
-// Layout, format_version 1 (attributes on the root group):
+// HDF5 1.10 file format (readers need HDF5 >= 1.10). Layout, format_version 1
+// (attributes on the root group):
 //   @format            "kmidi.token_shard"
 //   @format_version    1 (readers refuse newer versions)
 //   @split             "train" | "validation" | "test" | ...

@@ -8,11 +8,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <thread>
 
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include "core/Errors.h"
 #include "core/Files.h"
@@ -42,8 +41,13 @@ Handle create_dataset(hid_t parent, const std::string& name, hid_t type, int64_t
     check(H5Pset_shuffle(dcpl.get()), where, what);
     check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(deflate)), where, what);
   }
+  // Appends touch only the last chunk: a cache of two keeps a writer's memory
+  // flat (the default 1 MB per dataset, filled over a long shard, does not).
+  Handle dapl = detail::plist_handle(H5Pcreate(H5P_DATASET_ACCESS), where, what);
+  const size_t chunk_bytes = static_cast<size_t>(chunk) * std::max<size_t>(H5Tget_size(type), 16);
+  check(H5Pset_chunk_cache(dapl.get(), 11, 2 * chunk_bytes, 1.0), where, what);
   return detail::dataset_handle(
-      H5Dcreate2(parent, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), where, what);
+      H5Dcreate2(parent, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), dapl.get()), where, what);
 }
 
 /// Appends `count` elements of `mem_type` at `at` in a 1-D extendible dataset.
@@ -60,74 +64,72 @@ void append(hid_t dataset, hid_t mem_type, const void* data, int64_t at, int64_t
   check(H5Dwrite(dataset, mem_type, mem_space.get(), file_space.get(), H5P_DEFAULT, data), where, what);
 }
 
-/// One chunk of token ids as HDF5's shuffle and deflate filters would store
-/// it: little-endian elements of `width` bytes, byte planes transposed, then
-/// zlib at `level`. Identical bytes to the filters' own output, so readers
-/// see an ordinary filtered chunk.
-std::vector<unsigned char> filtered_chunk(const int32_t* ids, size_t count, size_t width, int level) {
-  std::vector<unsigned char> planes(count * width);
-  for (size_t i = 0; i < count; ++i) {
-    const auto v = static_cast<uint32_t>(ids[i]);
-    for (size_t b = 0; b < width; ++b) planes[b * count + i] = static_cast<unsigned char>(v >> (8 * b));
-  }
-  uLongf size = compressBound(static_cast<uLong>(planes.size()));
-  std::vector<unsigned char> out(size);
-  if (compress2(out.data(), &size, planes.data(), static_cast<uLong>(planes.size()), level) != Z_OK) {
-    throw DataError("zlib could not compress a token chunk");
-  }
-  out.resize(size);
-  return out;
-}
+struct CompressorFree {
+  void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
+};
+using Compressor = std::unique_ptr<libdeflate_compressor, CompressorFree>;
 
-/// Compresses `n_chunks` whole chunks on all cores (HDF5 filters one chunk at
-/// a time on the calling thread, which made compression the slowest part of
-/// a large prepare) and writes them in order with H5Dwrite_chunk.
-void write_whole_chunks(hid_t dataset, const int32_t* ids, int64_t at, int64_t n_chunks, int64_t chunk, size_t width,
-                        int level, const std::string& where) {
-  std::vector<std::vector<unsigned char>> filtered(static_cast<size_t>(n_chunks));
-  const int64_t workers = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, n_chunks);
-  std::vector<std::thread> threads;
-  std::atomic<int64_t> next{0};
-  std::exception_ptr failure;
-  std::atomic<bool> failed{false};
-  for (int64_t w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
-      try {
-        for (int64_t c = next++; c < n_chunks && !failed; c = next++) {
-          filtered[static_cast<size_t>(c)] = filtered_chunk(ids + c * chunk, static_cast<size_t>(chunk), width, level);
-        }
-      } catch (...) {
-        if (!failed.exchange(true)) failure = std::current_exception();
-      }
-    });
+/// Compresses whole chunks of token ids on all cores (HDF5 filters one chunk
+/// at a time on the calling thread, which made compression the slowest part
+/// of a large prepare) and writes them in order with H5Dwrite_chunk. Each
+/// chunk is stored as HDF5's shuffle and deflate filters store it:
+/// little-endian elements of `width` bytes, byte planes transposed, then a
+/// zlib stream (libdeflate's, which HDF5's deflate filter decodes like its
+/// own). Compressors and buffers are made once, on the writer's thread, and
+/// reused: a long shard must not grow the writer's memory.
+class ChunkCompressor {
+ public:
+  ChunkCompressor(int level, int64_t chunk, size_t width) : chunk_(static_cast<size_t>(chunk)), width_(width) {
+    const size_t workers = std::max(1u, std::thread::hardware_concurrency());
+    for (size_t w = 0; w < workers; ++w) {
+      compressors_.emplace_back(libdeflate_alloc_compressor(level));
+      if (!compressors_.back()) throw DataError("libdeflate could not allocate a compressor (level " + std::to_string(level) + ")");
+      planes_.emplace_back(chunk_ * width_);
+    }
+    bound_ = libdeflate_zlib_compress_bound(compressors_[0].get(), chunk_ * width_);
   }
-  for (std::thread& t : threads) t.join();
-  if (failure) std::rethrow_exception(failure);
-  const std::string what = "cannot write to 'tokens'";
-  hsize_t size[1] = {static_cast<hsize_t>(at + n_chunks * chunk)};
-  check(H5Dset_extent(dataset, size), where, what);
-  for (int64_t c = 0; c < n_chunks; ++c) {
-    const hsize_t offset[1] = {static_cast<hsize_t>(at + c * chunk)};
-    const auto& bytes = filtered[static_cast<size_t>(c)];
-    check(H5Dwrite_chunk(dataset, H5P_DEFAULT, 0, offset, bytes.size(), bytes.data()), where, what);
+
+  void write(hid_t dataset, const int32_t* ids, int64_t at, int64_t n_chunks, const std::string& where) {
+    const size_t n = static_cast<size_t>(n_chunks);
+    out_.resize(n * bound_);
+    sizes_.assign(n, 0);
+    std::atomic<size_t> next{0};
+    auto work = [&](size_t w) {
+      for (size_t c = next++; c < n; c = next++) sizes_[c] = compress(w, ids + c * chunk_, &out_[c * bound_]);
+    };
+    std::vector<std::thread> threads;
+    for (size_t w = 1; w < std::min(compressors_.size(), n); ++w) threads.emplace_back(work, w);
+    work(0);
+    for (std::thread& t : threads) t.join();
+    const std::string what = "cannot write to 'tokens'";
+    if (std::find(sizes_.begin(), sizes_.end(), size_t{0}) != sizes_.end()) {
+      throw DataError(where + ": libdeflate could not compress a token chunk");
+    }
+    hsize_t size[1] = {static_cast<hsize_t>(at + n_chunks * static_cast<int64_t>(chunk_))};
+    check(H5Dset_extent(dataset, size), where, what);
+    for (size_t c = 0; c < n; ++c) {
+      const hsize_t offset[1] = {static_cast<hsize_t>(at) + c * chunk_};
+      check(H5Dwrite_chunk(dataset, H5P_DEFAULT, 0, offset, sizes_[c], &out_[c * bound_]), where, what);
+    }
   }
-}
 
-/// A whole 1-D dataset written at once.
-void write_column(hid_t parent, const std::string& name, hid_t file_type, hid_t mem_type, const void* data,
-                  int64_t count, int64_t chunk, int deflate, const std::string& where) {
-  Handle d = create_dataset(parent, name, file_type, std::max<int64_t>(1, std::min<int64_t>(chunk, std::max<int64_t>(count, 1))),
-                            deflate, where);
-  append(d.get(), mem_type, data, 0, count, where, name);
-  check(d.close(), where, "cannot close '" + name + "'");
-}
+ private:
+  /// One chunk into `out` (bound_ bytes); returns its size, 0 on failure.
+  size_t compress(size_t worker, const int32_t* ids, unsigned char* out) {
+    std::vector<unsigned char>& planes = planes_[worker];
+    for (size_t i = 0; i < chunk_; ++i) {
+      const auto v = static_cast<uint32_t>(ids[i]);
+      for (size_t b = 0; b < width_; ++b) planes[b * chunk_ + i] = static_cast<unsigned char>(v >> (8 * b));
+    }
+    return libdeflate_zlib_compress(compressors_[worker].get(), planes.data(), planes.size(), out, bound_);
+  }
 
-void write_strings(hid_t parent, const std::string& name, const std::vector<const char*>& values, int64_t chunk,
-                   int deflate, const std::string& where) {
-  Handle type = detail::vl_string_type(where);
-  write_column(parent, name, type.get(), type.get(), values.data(), static_cast<int64_t>(values.size()), chunk, deflate,
-               where);
-}
+  size_t chunk_, width_, bound_ = 0;
+  std::vector<Compressor> compressors_;
+  std::vector<std::vector<unsigned char>> planes_;
+  std::vector<unsigned char> out_;
+  std::vector<size_t> sizes_;
+};
 
 std::string temp_name(const std::string& path) {
   static std::atomic<int> counter{0};
@@ -135,6 +137,10 @@ std::string temp_name(const std::string& path) {
 }
 
 }  // namespace
+
+/// Item metadata is appended every kItemFlush items, as tokens are every
+/// kFlushTokens: a writer's memory does not grow with the shard.
+constexpr size_t kItemFlush = 4096;
 
 struct ShardWriter::State {
   std::string split;
@@ -145,15 +151,102 @@ struct ShardWriter::State {
   Handle tokens;
   bool narrow = true;  // int16 on disk
   std::vector<int32_t> pending;
+  std::unique_ptr<ChunkCompressor> compressor;  // made at the first whole-chunk flush
   int64_t written = 0;  // tokens already in the file
-  std::vector<int64_t> offsets{0};
-  std::vector<ShardItem> items;
+  int64_t total_tokens = 0;
+  // Per-item columns (layout in Shard.h) and the items not yet appended.
+  Handle vl_string, sha256_type;
+  Handle offsets, items_group, source, song_id, sha256, num_notes, duration_s, labels_group;
+  std::vector<Handle> label_columns;
+  std::vector<ShardItem> pending_items;
+  std::vector<int64_t> pending_ends;  // offsets[i + 1] of the pending items
+  int64_t items_written = 0;
+
+  void create_item_columns(const std::string& where);
+  void flush_items(const std::string& where);
 };
+
+void ShardWriter::State::create_item_columns(const std::string& where) {
+  const int64_t chunk = options.chunk_elements;
+  const int deflate = options.deflate_level;
+  const hid_t root = file.get();
+  vl_string = detail::vl_string_type(where);
+  sha256_type = detail::type_handle(H5Tcopy(H5T_C_S1), where, "cannot create a string type");
+  check(H5Tset_size(sha256_type.get(), 64), where, "cannot size a string type");
+  check(H5Tset_strpad(sha256_type.get(), H5T_STR_NULLPAD), where, "cannot pad a string type");
+  offsets = create_dataset(root, "offsets", H5T_STD_I64LE, chunk, deflate, where);
+  const int64_t zero = 0;
+  append(offsets.get(), H5T_NATIVE_INT64, &zero, 0, 1, where, "offsets");
+
+  Handle items_gcpl = detail::plist_handle(H5Pcreate(H5P_GROUP_CREATE), where, "cannot create group properties");
+  check(H5Pset_obj_track_times(items_gcpl.get(), false), where, "cannot create group properties");
+  items_group = detail::group_handle(H5Gcreate2(root, "items", H5P_DEFAULT, items_gcpl.get(), H5P_DEFAULT), where,
+                                     "cannot create group 'items'");
+  source = create_dataset(items_group.get(), "source", vl_string.get(), chunk, deflate, where);
+  song_id = create_dataset(items_group.get(), "song_id", vl_string.get(), chunk, deflate, where);
+  sha256 = create_dataset(items_group.get(), "sha256", sha256_type.get(), chunk, deflate, where);
+  num_notes = create_dataset(items_group.get(), "num_notes", H5T_STD_I64LE, chunk, deflate, where);
+  duration_s = create_dataset(items_group.get(), "duration_s", H5T_IEEE_F64LE, chunk, deflate, where);
+
+  // Label columns keep the config's order: the group tracks creation order.
+  Handle gcpl = detail::plist_handle(H5Pcreate(H5P_GROUP_CREATE), where, "cannot create group properties");
+  check(H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), where,
+        "cannot track label order");
+  check(H5Pset_obj_track_times(gcpl.get(), false), where, "cannot create group properties");
+  labels_group = detail::group_handle(H5Gcreate2(root, "labels", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), where,
+                                      "cannot create group 'labels'");
+  for (const LabelColumn& col : labels) {
+    const bool number = col.kind == LabelKind::kNumber;
+    label_columns.push_back(
+        create_dataset(labels_group.get(), col.name, number ? H5T_IEEE_F64LE : vl_string.get(), chunk, deflate, where));
+    detail::write_attribute(label_columns.back().get(), "kind", number ? "number" : "text", where);
+  }
+}
+
+void ShardWriter::State::flush_items(const std::string& where) {
+  const int64_t n = static_cast<int64_t>(pending_items.size());
+  if (n == 0) return;
+  const int64_t at = items_written;
+  append(offsets.get(), H5T_NATIVE_INT64, pending_ends.data(), at + 1, n, where, "offsets");
+  std::vector<const char*> texts(static_cast<size_t>(n));
+  auto append_texts = [&](hid_t dataset, const std::string& name, auto field) {
+    for (int64_t i = 0; i < n; ++i) texts[static_cast<size_t>(i)] = field(pending_items[static_cast<size_t>(i)]).c_str();
+    append(dataset, vl_string.get(), texts.data(), at, n, where, name);
+  };
+  append_texts(source.get(), "source", [](const ShardItem& it) -> const std::string& { return it.source; });
+  append_texts(song_id.get(), "song_id", [](const ShardItem& it) -> const std::string& { return it.song_id; });
+  std::string hashes;
+  hashes.reserve(static_cast<size_t>(n) * 64);
+  for (const ShardItem& it : pending_items) hashes += it.sha256;
+  append(sha256.get(), sha256_type.get(), hashes.data(), at, n, where, "sha256");
+  std::vector<int64_t> notes;
+  std::vector<double> seconds;
+  for (const ShardItem& it : pending_items) {
+    notes.push_back(it.num_notes);
+    seconds.push_back(it.duration_s);
+  }
+  append(num_notes.get(), H5T_NATIVE_INT64, notes.data(), at, n, where, "num_notes");
+  append(duration_s.get(), H5T_NATIVE_DOUBLE, seconds.data(), at, n, where, "duration_s");
+  for (size_t c = 0; c < labels.size(); ++c) {
+    if (labels[c].kind == LabelKind::kNumber) {
+      std::vector<double> values;
+      for (const ShardItem& it : pending_items) values.push_back(it.labels[c].number);
+      append(label_columns[c].get(), H5T_NATIVE_DOUBLE, values.data(), at, n, where, labels[c].name);
+    } else {
+      append_texts(label_columns[c].get(), labels[c].name,
+                   [c](const ShardItem& it) -> const std::string& { return it.labels[c].text; });
+    }
+  }
+  items_written += n;
+  pending_items.clear();
+  pending_ends.clear();
+}
 
 ShardWriter::ShardWriter(std::string path, std::string split, ShardVocab vocab, std::vector<LabelColumn> labels,
                          ShardWriterOptions options)
     : path_(std::move(path)), temp_(temp_name(path_)), state_(std::make_unique<State>()) {
   detail::quiet_errors();
+  detail::bound_free_lists();
   if (options.chunk_elements < 1) throw UsageError(path_ + ": chunk_elements must be positive");
   if (options.deflate_level < 0 || options.deflate_level > 9) throw UsageError(path_ + ": deflate_level must be in 0..9");
   if (vocab.vocab_size <= 0) throw UsageError(path_ + ": vocab_size must be positive");
@@ -171,22 +264,40 @@ ShardWriter::ShardWriter(std::string path, std::string split, ShardVocab vocab, 
   Handle fapl = detail::plist_handle(H5Pcreate(H5P_FILE_ACCESS), temp_, "cannot create file access properties");
   // Cluster file systems often refuse locks; HDF5 then carries on without them.
   check(H5Pset_file_locking(fapl.get(), true, true), temp_, "cannot set file locking");
-  s.file = detail::file_handle(H5Fcreate(temp_.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), temp_,
+  // The chunk index grows with the shard; HDF5's metadata cache would follow
+  // it up to 32 MB. A writer only appends, so a small cache is enough.
+  H5AC_cache_config_t mdc;
+  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+  check(H5Pget_mdc_config(fapl.get(), &mdc), temp_, "cannot read the metadata cache settings");
+  mdc.set_initial_size = true;
+  mdc.initial_size = size_t{1} << 20;
+  mdc.max_size = size_t{2} << 20;
+  mdc.min_size = std::min(mdc.min_size, mdc.initial_size);
+  check(H5Pset_mdc_config(fapl.get(), &mdc), temp_, "cannot size the metadata cache");
+  // HDF5 1.10's format indexes the chunks of an appended dataset with an
+  // extensible array; the 1.8 default's B-tree held ~12 MB more in memory at
+  // 600 M tokens. Readers need HDF5 >= 1.10 (Debian 12 ships 1.10.8).
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), temp_, "cannot select the HDF5 1.10 format");
+  // No times in the root group's header either (the 1.10 format keeps them there).
+  Handle fcpl = detail::plist_handle(H5Pcreate(H5P_FILE_CREATE), temp_, "cannot create file creation properties");
+  check(H5Pset_obj_track_times(fcpl.get(), false), temp_, "cannot create file creation properties");
+  s.file = detail::file_handle(H5Fcreate(temp_.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()), temp_,
                                "cannot create shard file");
   s.tokens = create_dataset(s.file.get(), "tokens", s.narrow ? H5T_STD_I16LE : H5T_STD_I32LE, s.options.chunk_elements,
                             s.options.deflate_level, temp_);
-  s.pending.reserve(kFlushTokens + 65536);
+  s.create_item_columns(temp_);
 }
 
 ShardWriter::~ShardWriter() {
   if (committed_) return;
-  state_->tokens.reset();
-  state_->file.reset();
+  state_.reset();  // closes every dataset, then the file (members close in reverse order)
   ::unlink(temp_.c_str());
 }
 
-int64_t ShardWriter::num_items() const { return static_cast<int64_t>(state_->items.size()); }
-int64_t ShardWriter::num_tokens() const { return state_->offsets.back(); }
+int64_t ShardWriter::num_items() const {
+  return state_->items_written + static_cast<int64_t>(state_->pending_items.size());
+}
+int64_t ShardWriter::num_tokens() const { return state_->total_tokens; }
 
 void ShardWriter::add(const int32_t* tokens, size_t count, const ShardItem& item) {
   State& s = *state_;
@@ -202,90 +313,62 @@ void ShardWriter::add(const int32_t* tokens, size_t count, const ShardItem& item
                      " label values for " + std::to_string(s.labels.size()) + " label columns");
   }
   if (item.sha256.size() != 64) throw UsageError(path_ + ": '" + item.source + "' needs a 64-character sha256");
+  const size_t flush_at = std::max(kFlushTokens, static_cast<size_t>(s.options.chunk_elements));
+  if (s.pending.capacity() < s.pending.size() + count) s.pending.reserve(std::max(flush_at, s.pending.size()) + count);
   s.pending.insert(s.pending.end(), tokens, tokens + count);
-  s.offsets.push_back(s.offsets.back() + static_cast<int64_t>(count));
-  s.items.push_back(item);
-  if (s.pending.size() >= kFlushTokens) flush_tokens();
+  s.total_tokens += static_cast<int64_t>(count);
+  s.pending_ends.push_back(s.total_tokens);
+  s.pending_items.push_back(item);
+  if (s.pending.size() >= flush_at) flush_whole_chunks();
+  if (s.pending_items.size() >= kItemFlush) s.flush_items(temp_);
 }
 
-void ShardWriter::flush_tokens() {
+/// Writes the pending tokens that fill whole chunks (compressed on all cores
+/// when deflating) and keeps the rest, so every chunk but the shard's last is
+/// written once, whole.
+void ShardWriter::flush_whole_chunks() {
   State& s = *state_;
   const int64_t chunk = s.options.chunk_elements;
-  const int64_t whole = s.written % chunk == 0 ? static_cast<int64_t>(s.pending.size()) / chunk : 0;
-  if (s.options.deflate_level > 0 && whole > 1) {
-    write_whole_chunks(s.tokens.get(), s.pending.data(), s.written, whole, chunk, s.narrow ? 2 : 4,
-                       s.options.deflate_level, temp_);
-    s.written += whole * chunk;
-    s.pending.erase(s.pending.begin(), s.pending.begin() + whole * chunk);
-    return;
+  const int64_t whole = static_cast<int64_t>(s.pending.size()) / chunk;
+  if (whole == 0) return;
+  if (s.options.deflate_level > 0) {
+    if (!s.compressor) s.compressor = std::make_unique<ChunkCompressor>(s.options.deflate_level, chunk, s.narrow ? 2 : 4);
+    s.compressor->write(s.tokens.get(), s.pending.data(), s.written, whole, temp_);
+  } else {
+    append(s.tokens.get(), H5T_NATIVE_INT32, s.pending.data(), s.written, whole * chunk, temp_, "tokens");
   }
-  append(s.tokens.get(), H5T_NATIVE_INT32, s.pending.data(), s.written, static_cast<int64_t>(s.pending.size()), temp_,
-         "tokens");
-  s.written += static_cast<int64_t>(s.pending.size());
-  s.pending.clear();
+  s.written += whole * chunk;
+  s.pending.erase(s.pending.begin(), s.pending.begin() + whole * chunk);
+}
+
+void ShardWriter::park() {
+  if (committed_) return;
+  State& s = *state_;
+  flush_whole_chunks();
+  s.flush_items(temp_);
+  s.pending.shrink_to_fit();
+  s.pending_items.shrink_to_fit();
+  s.pending_ends.shrink_to_fit();
+  s.compressor.reset();
 }
 
 void ShardWriter::commit() {
   if (committed_) return;
   State& s = *state_;
-  flush_tokens();
-  if (!s.pending.empty()) flush_tokens();  // the last, partial chunk
+  flush_whole_chunks();
+  append(s.tokens.get(), H5T_NATIVE_INT32, s.pending.data(), s.written, static_cast<int64_t>(s.pending.size()), temp_,
+         "tokens");  // the last, partial chunk
+  s.written += static_cast<int64_t>(s.pending.size());
+  s.pending.clear();
+  s.flush_items(temp_);
   const hid_t root = s.file.get();
   const int64_t n = num_items();
-  const int64_t chunk = s.options.chunk_elements;
-  const int deflate = s.options.deflate_level;
-  write_column(root, "offsets", H5T_STD_I64LE, H5T_NATIVE_INT64, s.offsets.data(), n + 1, chunk, deflate, temp_);
-
-  Handle items_gcpl = detail::plist_handle(H5Pcreate(H5P_GROUP_CREATE), temp_, "cannot create group properties");
-  check(H5Pset_obj_track_times(items_gcpl.get(), false), temp_, "cannot create group properties");
-  Handle items = detail::group_handle(H5Gcreate2(root, "items", H5P_DEFAULT, items_gcpl.get(), H5P_DEFAULT), temp_,
-                                      "cannot create group 'items'");
-  std::vector<const char*> texts(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) texts[static_cast<size_t>(i)] = s.items[static_cast<size_t>(i)].source.c_str();
-  write_strings(items.get(), "source", texts, chunk, deflate, temp_);
-  for (int64_t i = 0; i < n; ++i) texts[static_cast<size_t>(i)] = s.items[static_cast<size_t>(i)].song_id.c_str();
-  write_strings(items.get(), "song_id", texts, chunk, deflate, temp_);
-  {
-    std::string hashes;
-    hashes.reserve(static_cast<size_t>(n) * 64);
-    for (const ShardItem& it : s.items) hashes += it.sha256;
-    Handle type = detail::type_handle(H5Tcopy(H5T_C_S1), temp_, "cannot create a string type");
-    check(H5Tset_size(type.get(), 64), temp_, "cannot size a string type");
-    check(H5Tset_strpad(type.get(), H5T_STR_NULLPAD), temp_, "cannot pad a string type");
-    write_column(items.get(), "sha256", type.get(), type.get(), hashes.data(), n, chunk, deflate, temp_);
+  for (Handle* d : {&s.offsets, &s.source, &s.song_id, &s.sha256, &s.num_notes, &s.duration_s}) {
+    check(d->close(), temp_, "cannot close an item column");
   }
-  std::vector<int64_t> notes;
-  std::vector<double> seconds;
-  for (const ShardItem& it : s.items) {
-    notes.push_back(it.num_notes);
-    seconds.push_back(it.duration_s);
-  }
-  write_column(items.get(), "num_notes", H5T_STD_I64LE, H5T_NATIVE_INT64, notes.data(), n, chunk, deflate, temp_);
-  write_column(items.get(), "duration_s", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, seconds.data(), n, chunk, deflate, temp_);
-  check(items.close(), temp_, "cannot close group 'items'");
-
-  // Label columns keep the config's order: the group tracks creation order.
-  Handle gcpl = detail::plist_handle(H5Pcreate(H5P_GROUP_CREATE), temp_, "cannot create group properties");
-  check(H5Pset_link_creation_order(gcpl.get(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED), temp_,
-        "cannot track label order");
-  check(H5Pset_obj_track_times(gcpl.get(), false), temp_, "cannot create group properties");
-  Handle labels = detail::group_handle(H5Gcreate2(root, "labels", H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), temp_,
-                                       "cannot create group 'labels'");
-  for (size_t c = 0; c < s.labels.size(); ++c) {
-    const LabelColumn& col = s.labels[c];
-    if (col.kind == LabelKind::kNumber) {
-      std::vector<double> values;
-      for (const ShardItem& it : s.items) values.push_back(it.labels[c].number);
-      write_column(labels.get(), col.name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, values.data(), n, chunk, deflate, temp_);
-    } else {
-      for (int64_t i = 0; i < n; ++i) texts[static_cast<size_t>(i)] = s.items[static_cast<size_t>(i)].labels[c].text.c_str();
-      write_strings(labels.get(), col.name, texts, chunk, deflate, temp_);
-    }
-    Handle d = detail::dataset_handle(H5Dopen2(labels.get(), col.name.c_str(), H5P_DEFAULT), temp_,
-                                      "cannot reopen label '" + col.name + "'");
-    detail::write_attribute(d.get(), "kind", col.kind == LabelKind::kNumber ? "number" : "text", temp_);
-  }
-  check(labels.close(), temp_, "cannot close group 'labels'");
+  for (Handle& d : s.label_columns) check(d.close(), temp_, "cannot close a label column");
+  check(s.items_group.close(), temp_, "cannot close group 'items'");
+  check(s.labels_group.close(), temp_, "cannot close group 'labels'");
 
   detail::write_attribute(root, "format", kShardFormat, temp_);
   detail::write_attribute(root, "format_version", kShardFormatVersion, temp_);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -11,7 +12,7 @@
 namespace kmidi::corpus::detail {
 namespace {
 
-constexpr char kSegmentMagic[] = "kmidi.prepare_segment.v1\n";
+constexpr char kSegmentMagic[] = "kmidi.prepare_segment.v2\n";  // then one byte: the token width (2 or 4)
 constexpr const char* kJournalFile = "journal.json";
 constexpr const char* kJournalFormat = "kmidi.prepare_journal";
 constexpr int kJournalVersion = 1;
@@ -36,7 +37,12 @@ std::string tokens_sha256(const std::vector<int32_t>& tokens) {
   return hash::sha256_hex(std::string_view(reinterpret_cast<const char*>(tokens.data()), tokens.size() * sizeof(int32_t)));
 }
 
-SegmentWriter::SegmentWriter(const std::string& path) : file_(path) { file_.write(kSegmentMagic); }
+SegmentWriter::SegmentWriter(const std::string& path, int32_t vocab_size)
+    : file_(path), narrow_(vocab_size <= INT16_MAX) {
+  file_.write(kSegmentMagic);
+  const uint8_t width = narrow_ ? 2 : 4;
+  file_.write(&width, 1);
+}
 
 void SegmentWriter::add(const FileOutcome& o) {
   const uint8_t status = static_cast<uint8_t>(o.status);
@@ -53,7 +59,12 @@ void SegmentWriter::add(const FileOutcome& o) {
   size_t n = 0;
   file_.write(stat_fields(stats, n), n * sizeof(int64_t));
   put_i64(file_, static_cast<int64_t>(o.tokens.size()));
-  file_.write(o.tokens.data(), o.tokens.size() * sizeof(int32_t));
+  if (!narrow_) {
+    file_.write(o.tokens.data(), o.tokens.size() * sizeof(int32_t));
+    return;
+  }
+  narrow_ids_.assign(o.tokens.begin(), o.tokens.end());  // ids are < vocab_size <= INT16_MAX
+  file_.write(narrow_ids_.data(), narrow_ids_.size() * sizeof(int16_t));
 }
 
 void SegmentWriter::commit() { file_.commit(); }
@@ -62,7 +73,11 @@ SegmentReader::SegmentReader(const std::string& path) : path_(path), in_(path, s
   if (!in_) throw DataError(path + ": cannot open the prepare segment");
   char magic[sizeof kSegmentMagic - 1];
   read(magic, sizeof magic);
-  if (std::memcmp(magic, kSegmentMagic, sizeof magic) != 0) throw DataError(path + ": not a kmidi prepare segment (v1)");
+  if (std::memcmp(magic, kSegmentMagic, sizeof magic) != 0) throw DataError(path + ": not a kmidi prepare segment (v2)");
+  uint8_t width = 0;
+  read(&width, 1);
+  if (width != 2 && width != 4) throw DataError(path + ": corrupt prepare segment (token width " + std::to_string(width) + ")");
+  width_ = width;
 }
 
 void SegmentReader::read(void* data, size_t size) {
@@ -100,12 +115,15 @@ bool SegmentReader::next(FileOutcome& o, bool with_tokens) {
   read(stat_fields(o.stats, n), n * sizeof(int64_t));
   const int64_t count = get_i64();
   if (count < 0) throw DataError(path_ + ": corrupt prepare segment (token count)");
-  if (with_tokens) {
-    o.tokens.resize(static_cast<size_t>(count));
+  o.tokens.resize(with_tokens ? static_cast<size_t>(count) : 0);
+  if (!with_tokens) {
+    in_.seekg(count * width_, std::ios::cur);
+  } else if (width_ == 4) {
     read(o.tokens.data(), o.tokens.size() * sizeof(int32_t));
   } else {
-    o.tokens.clear();
-    in_.seekg(count * static_cast<int64_t>(sizeof(int32_t)), std::ios::cur);
+    narrow_ids_.resize(o.tokens.size());
+    read(narrow_ids_.data(), narrow_ids_.size() * sizeof(int16_t));
+    std::copy(narrow_ids_.begin(), narrow_ids_.end(), o.tokens.begin());
   }
   return true;
 }

@@ -35,15 +35,18 @@ struct FileOutcome {
 /// sha256 hex of token ids as little-endian int32.
 std::string tokens_sha256(const std::vector<int32_t>& tokens);
 
-/// Appends outcomes to a segment file, committed atomically.
+/// Appends outcomes to a segment file, committed atomically. Token ids are
+/// stored as int16 when the vocabulary fits (half the bytes to write).
 class SegmentWriter {
  public:
-  explicit SegmentWriter(const std::string& path);
+  SegmentWriter(const std::string& path, int32_t vocab_size);
   void add(const FileOutcome& outcome);
   void commit();
 
  private:
   files::AtomicFile file_;
+  bool narrow_;
+  std::vector<int16_t> narrow_ids_;
 };
 
 /// Reads a segment file's outcomes in order; throws DataError naming the file
@@ -59,6 +62,8 @@ class SegmentReader {
   std::string path_;
   std::ifstream in_;
   int64_t left_ = 0;
+  int64_t width_ = 4;  // bytes per stored token id
+  std::vector<int16_t> narrow_ids_;
 };
 
 /// The journal: which segments are finished, for which inputs.

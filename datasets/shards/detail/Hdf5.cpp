@@ -18,6 +18,13 @@ void quiet_errors() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
+void bound_free_lists() {
+  static std::once_flag once;
+  // HDF5 keeps freed blocks for reuse, up to 16 MB per kind by default; a
+  // long shard write would fill them. 1 MB each is plenty for appends.
+  std::call_once(once, [] { H5set_free_list_limits(1 << 20, 256 << 10, 1 << 20, 256 << 10, 1 << 20, 256 << 10); });
+}
+
 namespace {
 
 herr_t keep_innermost(unsigned n, const H5E_error2_t* err, void* data) {

@@ -44,6 +44,10 @@ class Handle {
 /// Switches off HDF5's automatic error printing (once per process).
 void quiet_errors();
 
+/// Caps HDF5's free lists (memory it keeps for reuse) at 1 MB per kind, once
+/// per process: a writer's memory must not grow with what it has written.
+void bound_free_lists();
+
 /// HDF5's innermost error message on this thread's stack, or "".
 std::string last_error();
 

@@ -61,10 +61,11 @@ TEST(Corpus, Pop909HashSplitIsSongLevelAndNearTheRatios) {
   const PrepareConfig c = config_in(dir, "corpus: {root: " + test::shared_data("pop909/POP909") +
                                              ", include: ['*/*.mid'], song_id_pattern: '^([0-9]+)/'}\n");
   const Corpus corpus = load_corpus(c.corpus, c.split);
-  ASSERT_EQ(corpus.entries.size(), 909u);
+  ASSERT_EQ(corpus.size(), 909u);
   EXPECT_TRUE(corpus.problems.empty()) << problems_text(corpus);
   std::map<std::string, int> counts;
-  for (const auto& e : corpus.entries) {
+  for (size_t i = 0; i < corpus.size(); ++i) {
+    const CorpusEntry e = corpus.entry(i);
     EXPECT_EQ(e.song_id, e.relative.substr(0, 3));
     ++counts[e.split];
   }
@@ -99,19 +100,19 @@ TEST(Corpus, ManifestLabelsAndDerivedEmotion) {
   ASSERT_EQ(corpus.label_columns.size(), 5u);  // quadrant, valence, arousal, style, bpm
   EXPECT_EQ(corpus.label_columns[1].name, "valence");
   EXPECT_EQ(corpus.label_columns[3].kind, shards::LabelKind::kText);
-  ASSERT_EQ(corpus.entries.size(), 4u);
+  ASSERT_EQ(corpus.size(), 4u);
   const double va[4][2] = {{1, 1}, {-1, 1}, {-1, -1}, {1, -1}};  // Q1..Q4
   for (int q = 0; q < 4; ++q) {
-    const CorpusEntry& e = corpus.entries[static_cast<size_t>(q)];
+    const CorpusEntry e = corpus.entry(static_cast<size_t>(q));
     EXPECT_EQ(e.labels[0].number, q + 1);
     EXPECT_EQ(e.labels[1].number, va[q][0]) << e.relative;
     EXPECT_EQ(e.labels[2].number, va[q][1]) << e.relative;
   }
-  EXPECT_TRUE(std::isnan(corpus.entries[1].labels[4].number));  // optional bpm left empty
-  EXPECT_EQ(corpus.entries[2].labels[4].number, 90.5);
-  EXPECT_EQ(corpus.entries[0].song_id, "a");
-  EXPECT_EQ(corpus.entries[2].split, "test");
-  EXPECT_EQ(corpus.entries[0].origin, (dir / "files/manifest.csv").string() + ":2");
+  EXPECT_TRUE(std::isnan(corpus.entry(1).labels[4].number));  // optional bpm left empty
+  EXPECT_EQ(corpus.entry(2).labels[4].number, 90.5);
+  EXPECT_EQ(corpus.entry(0).song_id, "a");
+  EXPECT_EQ(corpus.entry(2).split, "test");
+  EXPECT_EQ(corpus.entry(0).origin, (dir / "files/manifest.csv").string() + ":2");
   EXPECT_EQ(corpus.unlisted, (std::vector<std::string>{"stray.mid"}));
   EXPECT_NO_THROW(require_no_problems(corpus));
 }
@@ -164,7 +165,7 @@ TEST(Corpus, MalformedManifestIsOneProblemNamingItsLine) {
   ASSERT_EQ(corpus.problems.size(), 1u) << problems_text(corpus);
   EXPECT_EQ(corpus.problems[0].kind, "manifest");
   EXPECT_EQ(corpus.problems[0].message, m + ":3: expected 5 fields, got 4");
-  EXPECT_TRUE(corpus.entries.empty());
+  EXPECT_TRUE(corpus.empty());
   EXPECT_EQ(corpus.unlisted, (std::vector<std::string>{"a1.mid"}));
 }
 
@@ -178,7 +179,7 @@ TEST(Corpus, MissingColumnsAreProblemsAtTheHeader) {
                           "missing column 'file' (corpus.manifest.file_column); header has: name, q, split"))
       << problems_text(corpus);
   EXPECT_TRUE(has_problem(corpus, "manifest", m + ":1", "missing column 'style' (corpus.labels[1].column)"));
-  EXPECT_TRUE(corpus.entries.empty());
+  EXPECT_TRUE(corpus.empty());
 }
 
 TEST(Corpus, SplitFilesMustCoverTheCorpusOnce) {
@@ -199,7 +200,7 @@ TEST(Corpus, SplitFilesMustCoverTheCorpusOnce) {
   EXPECT_TRUE(has_problem(corpus, "split", "c.mid", "'c.mid' is in no split file"));
   EXPECT_TRUE(has_problem(corpus, "split", "d.mid", "'d.mid' is in no split file"));
   EXPECT_EQ(corpus.problems.size(), 4u) << problems_text(corpus);
-  EXPECT_EQ(corpus.entries[1].split, "train");
+  EXPECT_EQ(corpus.entry(1).split, "train");
 }
 
 std::string config_error(const std::string& yaml) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "core/Errors.h"
 #include "core/Files.h"
 #include "core/Hash.h"
+#include "datasets/corpus/Corpus.h"
 #include "datasets/corpus/Prepare.h"
 #include "datasets/corpus/detail/OrderedPool.h"
 #include "datasets/midi/MidiReader.h"
@@ -99,8 +101,15 @@ TEST(PrepareScale, KilledPrepareResumesAfterItsFinishedSegments) {
   for (int s = 0; s < 3; ++s) EXPECT_TRUE(fs::exists(out / (".prepare-work/segment-00000" + std::to_string(s) + ".bin")));
   EXPECT_FALSE(fs::exists(out / ".prepare-work/segment-000003.bin"));
 
-  // A file of the first segment changed since: that segment is redone, the next two are kept.
-  fs::last_write_time(corpus / "003.mid", fs::last_write_time(corpus / "003.mid") + std::chrono::hours(1));
+  // A file of the first segment changed since: that segment is redone, the
+  // next two are kept. Segments follow the writer's order, which starts with
+  // the last split's files (test), by path.
+  const Corpus listed = load_corpus(sample_config(corpus, out).corpus, sample_config(corpus, out).split);
+  size_t first = 0;
+  while (first < listed.size() && listed.split(first) != "test") ++first;
+  ASSERT_LT(first, listed.size());
+  const fs::path changed = listed.path(first);
+  fs::last_write_time(changed, fs::last_write_time(changed) + std::chrono::hours(1));
   const PrepareReport resumed = run_prepare(sample_config(corpus, out, settings));
   EXPECT_EQ(resumed.files_resumed, 14);
   EXPECT_EQ(resumed.files_parsed, 26);
@@ -185,6 +194,51 @@ TEST(PrepareScale, DedupAgainstAnotherPreparedFolderCountsASongOnce) {
   const shards::ShardReader kept((dir / "second_tokens/train.h5").string());
   ASSERT_EQ(kept.size(), 4);
   EXPECT_EQ(kept.item(0).source, "own_800.mid");
+}
+
+/// Names "<stem>_<k>.mid" whose songs fall in `split`, `count` of them.
+std::vector<std::string> names_in_split(const PrepareConfig& config, const std::string& stem, const std::string& split,
+                                        size_t count) {
+  std::vector<std::string> names;
+  for (int k = 0; names.size() < count && k < 10000; ++k) {
+    const std::string song = stem + "_" + std::to_string(k);
+    if (hash_split(song, config.split) == split) names.push_back(song + ".mid");
+  }
+  std::sort(names.begin(), names.end());  // corpus order
+  return names;
+}
+
+TEST(PrepareScale, DuplicatesKeepTheCopyInTheLatestSplitThenTheFirstPath) {
+  const fs::path dir = test::scratch_dir("prepare_dup_splits");
+  const fs::path corpus = copy_sample(dir / "corpus");
+  const PrepareConfig config = sample_config(corpus, dir / "out");
+  // One song saved under three train names and one test name: the test copy
+  // is kept (evaluation sets stay intact), whatever the paths' order.
+  const std::vector<std::string> train = names_in_split(config, "a", "train", 3);
+  const std::vector<std::string> test = names_in_split(config, "z", "test", 1);
+  ASSERT_EQ(train.size(), 3u);
+  ASSERT_EQ(test.size(), 1u);
+  const fs::path song = test::shared_data("pop909/POP909/800/800.mid");
+  for (const std::string& name : train) fs::copy_file(song, corpus / name);
+  fs::copy_file(song, corpus / test[0]);
+  // And a song saved twice in train: the first path is kept.
+  const std::vector<std::string> twice = names_in_split(config, "m", "train", 2);
+  for (const std::string& name : twice) fs::copy_file(test::shared_data("pop909/POP909/801/801.mid"), corpus / name);
+
+  const PrepareReport report = run_prepare(config);
+  ASSERT_EQ(report.duplicates.size(), 4u);
+  const std::string kept_test = test[0] + " (test)";
+  for (size_t i = 0; i < 3; ++i) {  // listed in corpus order (by path)
+    EXPECT_EQ(report.duplicates[i].path, train[i]);
+    EXPECT_EQ(report.duplicates[i].split, "train");
+    EXPECT_EQ(report.duplicates[i].kept_as, kept_test);
+  }
+  EXPECT_EQ(report.duplicates[3].path, twice[1]);
+  EXPECT_EQ(report.duplicates[3].kept_as, twice[0] + " (train)");
+  const std::string hash = hash::sha256_file(song.string());
+  EXPECT_EQ(stored_as(dir / "out", hash), (dir / "out/test.h5").string() + ":" + test[0]);
+  EXPECT_EQ(stored_as(dir / "out", hash::sha256_file((corpus / twice[0]).string())),
+            (dir / "out/train.h5").string() + ":" + twice[0]);
 }
 
 TEST(PrepareScale, ErrorsNameTheirKeys) {
