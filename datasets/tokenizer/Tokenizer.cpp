@@ -56,6 +56,23 @@ struct PendingNote {
   }
 };
 
+/// Sorts notes as operator< does. They come in start-tick order, so their
+/// grid steps already ascend and only notes sharing a step need ordering:
+/// sorting those small groups costs a fraction of sorting them all.
+void sort_by_grid_then_order(std::vector<PendingNote>& notes) {
+  const auto by_grid = [](const PendingNote& a, const PendingNote& b) { return a.grid < b.grid; };
+  if (!std::is_sorted(notes.begin(), notes.end(), by_grid)) {
+    std::sort(notes.begin(), notes.end());
+    return;
+  }
+  for (auto group = notes.begin(); group != notes.end();) {
+    auto end = group + 1;
+    while (end != notes.end() && end->grid == group->grid) ++end;
+    if (end - group > 1) std::sort(group, end);
+    group = end;
+  }
+}
+
 /// "; first at ..." naming where two grammars part, for the load error.
 std::string first_difference(const Grammar& stored, const Grammar& rebuilt) {
   const auto& a = stored.states();
@@ -340,7 +357,7 @@ void collect_notes(const EncodeContext& c, const midi::Score& score, std::vector
     p.duration_id = c.duration_ids.first + static_cast<int32_t>(steps) - 1;
     notes.push_back(p);
   }
-  std::sort(notes.begin(), notes.end());
+  sort_by_grid_then_order(notes);
   st.notes_encoded = static_cast<int64_t>(notes.size());
 }
 
