@@ -355,38 +355,31 @@ std::string listing_hash(const Corpus& corpus, const Work& work, size_t segment,
   return hash::sha256_hex(text);
 }
 
-/// The kept file of every key seen so far (on_duplicate: drop): keys in one
-/// array found through an open-addressing table, sized once for the corpus
-/// (~45 bytes a file, where a node-based hash map takes ~75).
+/// The kept file of every key seen so far (on_duplicate: drop), by the first
+/// 128 bits of the key's sha256 (two different files share them with a
+/// chance of ~2^-128 per pair): an open-addressing table sized once for the
+/// corpus, ~27 bytes a file.
 class KeptCopies {
  public:
-  explicit KeptCopies(size_t files) {
-    keys_.reserve(files);
-    files_.reserve(files);
-    size_t slots = 16;
-    while (slots < 2 * files) slots *= 2;
-    slots_.assign(slots, 0);
-  }
+  explicit KeptCopies(size_t files) : halves_(files + files / 3 + 1), kept_(halves_.size(), 0) {}
 
   /// The file kept for `key`, or nullopt after recording `file` as its copy.
   std::optional<uint32_t> keep_first(const Key& key, uint32_t file) {
-    uint64_t h;
-    std::memcpy(&h, key.data(), sizeof h);  // a sha256's bytes are uniform already
-    for (size_t at = h & (slots_.size() - 1);; at = (at + 1) & (slots_.size() - 1)) {
-      if (slots_[at] == 0) {
-        keys_.push_back(key);
-        files_.push_back(file);
-        slots_[at] = static_cast<uint32_t>(keys_.size());  // index + 1; 0 is empty
+    std::array<uint64_t, 2> half;
+    std::memcpy(half.data(), key.data(), sizeof half);
+    for (size_t at = half[0] % halves_.size();; at = (at + 1) % halves_.size()) {
+      if (kept_[at] == 0) {
+        halves_[at] = half;
+        kept_[at] = file + 1;  // 0 is empty
         return std::nullopt;
       }
-      if (keys_[slots_[at] - 1] == key) return files_[slots_[at] - 1];
+      if (halves_[at] == half) return kept_[at] - 1;
     }
   }
 
  private:
-  std::vector<Key> keys_;
-  std::vector<uint32_t> files_;
-  std::vector<uint32_t> slots_;  // load <= 1/2: at most `files` keys
+  std::vector<std::array<uint64_t, 2>> halves_;  // load <= 3/4
+  std::vector<uint32_t> kept_;                   // file + 1, or 0
 };
 
 /// Takes every file's outcome in processing order: leaves out duplicates,

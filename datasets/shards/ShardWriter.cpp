@@ -87,9 +87,21 @@ class ChunkCompressor {
       planes_.emplace_back(chunk_ * width_);
     }
     bound_ = libdeflate_zlib_compress_bound(compressors_[0].get(), chunk_ * width_);
+    out_.reserve(static_cast<size_t>(kBatch) * bound_);
   }
 
+  /// Writes `n_chunks` whole chunks starting at element `at`, kBatch at a time.
   void write(hid_t dataset, const int32_t* ids, int64_t at, int64_t n_chunks, const std::string& where) {
+    for (int64_t done = 0; done < n_chunks; done += kBatch) {
+      write_batch(dataset, ids + done * static_cast<int64_t>(chunk_), at + done * static_cast<int64_t>(chunk_),
+                  std::min<int64_t>(kBatch, n_chunks - done), where);
+    }
+  }
+
+ private:
+  static constexpr int64_t kBatch = 64;  // chunks compressed at once: bounds the output buffer
+
+  void write_batch(hid_t dataset, const int32_t* ids, int64_t at, int64_t n_chunks, const std::string& where) {
     const size_t n = static_cast<size_t>(n_chunks);
     out_.resize(n * bound_);
     sizes_.assign(n, 0);
@@ -113,7 +125,6 @@ class ChunkCompressor {
     }
   }
 
- private:
   /// One chunk into `out` (bound_ bytes); returns its size, 0 on failure.
   size_t compress(size_t worker, const int32_t* ids, unsigned char* out) {
     std::vector<unsigned char>& planes = planes_[worker];
@@ -265,13 +276,13 @@ ShardWriter::ShardWriter(std::string path, std::string split, ShardVocab vocab, 
   // Cluster file systems often refuse locks; HDF5 then carries on without them.
   check(H5Pset_file_locking(fapl.get(), true, true), temp_, "cannot set file locking");
   // The chunk index grows with the shard; HDF5's metadata cache would follow
-  // it up to 32 MB. A writer only appends, so a small cache is enough.
+  // it up to 32 MB. A writer only appends, so 512 KB is enough.
   H5AC_cache_config_t mdc;
   mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
   check(H5Pget_mdc_config(fapl.get(), &mdc), temp_, "cannot read the metadata cache settings");
   mdc.set_initial_size = true;
-  mdc.initial_size = size_t{1} << 20;
-  mdc.max_size = size_t{2} << 20;
+  mdc.initial_size = size_t{256} << 10;
+  mdc.max_size = size_t{512} << 10;
   mdc.min_size = std::min(mdc.min_size, mdc.initial_size);
   check(H5Pset_mdc_config(fapl.get(), &mdc), temp_, "cannot size the metadata cache");
   // HDF5 1.10's format indexes the chunks of an appended dataset with an
@@ -314,7 +325,9 @@ void ShardWriter::add(const int32_t* tokens, size_t count, const ShardItem& item
   }
   if (item.sha256.size() != 64) throw UsageError(path_ + ": '" + item.source + "' needs a 64-character sha256");
   const size_t flush_at = std::max(kFlushTokens, static_cast<size_t>(s.options.chunk_elements));
-  if (s.pending.capacity() < s.pending.size() + count) s.pending.reserve(std::max(flush_at, s.pending.size()) + count);
+  // Write out before growing: a grown buffer would briefly exist twice.
+  if (s.pending.size() + count > s.pending.capacity()) flush_whole_chunks();
+  if (s.pending.size() + count > s.pending.capacity()) s.pending.reserve(std::max(flush_at, s.pending.size() + count) + 65536);
   s.pending.insert(s.pending.end(), tokens, tokens + count);
   s.total_tokens += static_cast<int64_t>(count);
   s.pending_ends.push_back(s.total_tokens);

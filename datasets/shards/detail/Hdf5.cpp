@@ -21,8 +21,8 @@ void quiet_errors() {
 void bound_free_lists() {
   static std::once_flag once;
   // HDF5 keeps freed blocks for reuse, up to 16 MB per kind by default; a
-  // long shard write would fill them. 1 MB each is plenty for appends.
-  std::call_once(once, [] { H5set_free_list_limits(1 << 20, 256 << 10, 1 << 20, 256 << 10, 1 << 20, 256 << 10); });
+  // long shard write would fill them. 256 KB each is plenty for appends.
+  std::call_once(once, [] { H5set_free_list_limits(256 << 10, 64 << 10, 256 << 10, 64 << 10, 256 << 10, 64 << 10); });
 }
 
 namespace {

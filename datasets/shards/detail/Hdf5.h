@@ -44,7 +44,7 @@ class Handle {
 /// Switches off HDF5's automatic error printing (once per process).
 void quiet_errors();
 
-/// Caps HDF5's free lists (memory it keeps for reuse) at 1 MB per kind, once
+/// Caps HDF5's free lists (memory it keeps for reuse) at 256 KB per kind, once
 /// per process: a writer's memory must not grow with what it has written.
 void bound_free_lists();
 
