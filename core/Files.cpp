@@ -49,28 +49,37 @@ AtomicFile::~AtomicFile() {
   if (!committed_) ::unlink(temp_.c_str());
 }
 
-void AtomicFile::flush_buffer() {
+void AtomicFile::write_out(const char* data, size_t size) {
   size_t off = 0;
-  while (off < buffer_.size()) {
-    const ssize_t n = ::write(fd_, buffer_.data() + off, buffer_.size() - off);
+  while (off < size) {
+    const ssize_t n = ::write(fd_, data + off, size - off);
     if (n < 0) {
       if (errno == EINTR) continue;
       throw DataError(target_ + ": write failed: " + errno_text());
     }
     off += static_cast<size_t>(n);
   }
+}
+
+void AtomicFile::flush_buffer() {
+  write_out(buffer_.data(), buffer_.size());
   buffer_.clear();
 }
 
 void AtomicFile::write(const void* data, size_t size) {
   if (committed_) throw std::logic_error(target_ + ": write after commit");
   const char* p = static_cast<const char*>(data);
-  buffer_.append(p, size);
   written_ += size;
-  if (buffer_.size() >= kBufferSize) {
+  // The buffer keeps its first size: growing it would copy it, and the big
+  // blocks a long run of files frees would fragment the heap.
+  if (buffer_.size() + size > kBufferSize) {
     flush_buffer();
+    if (size >= kBufferSize) write_out(p, size);
+    else buffer_.append(p, size);
     fault_point("atomic_write", target_);
+    return;
   }
+  buffer_.append(p, size);
 }
 
 std::function<size_t(const void*, size_t)> AtomicFile::writer() {

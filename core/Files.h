@@ -32,6 +32,7 @@ class AtomicFile {
 
  private:
   void flush_buffer();
+  void write_out(const char* data, size_t size);
   std::string target_, temp_;
   int fd_ = -1;
   std::string buffer_;

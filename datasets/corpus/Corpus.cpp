@@ -166,13 +166,18 @@ void Corpus::add(const CorpusEntry& e) {
     throw UsageError("corpus: '" + e.relative + "' has " + std::to_string(e.labels.size()) + " labels for " +
                      std::to_string(label_columns.size()) + " columns");
   }
-  if (text_.size() + e.relative.size() + e.song_id.size() > UINT32_MAX) {
-    throw DataError(root + ": the corpus's paths exceed 4 GB of text");
+  if (text_.size() + e.relative.size() + e.song_id.size() >= kInPath) {
+    throw DataError(root + ": the corpus's paths exceed 2 GB of text");
   }
   text_ += e.relative;
   ends_.push_back(static_cast<uint32_t>(text_.size()));
-  text_ += e.song_id;
-  ends_.push_back(static_cast<uint32_t>(text_.size()));
+  const size_t at = e.relative.find(e.song_id);
+  if (at != std::string::npos && at <= 0x7FFF && e.song_id.size() <= 0xFFFF) {
+    ends_.push_back(kInPath | static_cast<uint32_t>(at) << 16 | static_cast<uint32_t>(e.song_id.size()));
+  } else {
+    text_ += e.song_id;
+    ends_.push_back(static_cast<uint32_t>(text_.size()));
+  }
   split_.push_back(split_at);
   labels_.insert(labels_.end(), e.labels.begin(), e.labels.end());
   if (!e.origin.empty() || !origins_.empty()) {  // kept only once some file has one
@@ -319,7 +324,7 @@ class CorpusLoader {
     std::vector<CorpusProblem> unassigned;
     size_t path_bytes = 0;
     for (const std::string& rel : listed) path_bytes += rel.size();
-    corpus_.reserve(listed.size(), path_bytes + path_bytes / 2);  // song ids are at most paths, mostly far shorter
+    corpus_.reserve(listed.size(), path_bytes);  // a folder's song ids are parts of their paths
     for (std::string& rel : listed) {
       CorpusEntry e;
       e.relative = std::move(rel);

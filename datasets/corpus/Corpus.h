@@ -92,9 +92,10 @@ struct CorpusProblem {
 };
 
 /// The files of a corpus, sorted by relative path. They are stored column by
-/// column (paths and song ids back to back in one text, the split as a
-/// byte), ~30 bytes a file rather than ~300 as CorpusEntry values: a listing
-/// of a million files stays small beside prepare's bounded buffers.
+/// column (paths back to back in one text, song ids as places in them, the
+/// split as a byte), ~10 bytes a file beside its path rather than ~300 as
+/// CorpusEntry values: a listing of a million files stays small beside
+/// prepare's bounded buffers.
 class Corpus {
  public:
   std::string root;
@@ -107,8 +108,15 @@ class Corpus {
   bool empty() const { return split_.empty(); }
   /// File i with every field.
   CorpusEntry entry(size_t i) const;
-  std::string_view relative(size_t i) const { return text(2 * i); }
-  std::string_view song_id(size_t i) const { return text(2 * i + 1); }
+  std::string_view relative(size_t i) const {
+    const uint32_t begin = i == 0 ? 0 : text_end(i - 1);
+    return std::string_view(text_).substr(begin, ends_[2 * i] - begin);
+  }
+  std::string_view song_id(size_t i) const {
+    const uint32_t end = ends_[2 * i + 1];
+    if (end & kInPath) return relative(i).substr((end >> 16) & 0x7FFF, end & 0xFFFF);
+    return std::string_view(text_).substr(ends_[2 * i], end - ends_[2 * i]);
+  }
   std::string path(size_t i) const;
   /// File i's labels, aligned with label_columns.
   std::vector<shards::LabelValue> labels(size_t i) const;
@@ -125,12 +133,16 @@ class Corpus {
   int64_t count(const std::string& kind) const;
 
  private:
-  std::string_view text(size_t k) const {
-    const uint32_t begin = k == 0 ? 0 : ends_[k - 1];
-    return std::string_view(text_).substr(begin, ends_[k] - begin);
+  // Song ids are mostly part of their path (a pattern's group, or the path
+  // without its extension): then only where they sit in it is stored.
+  static constexpr uint32_t kInPath = 0x80000000u;
+  uint32_t text_end(size_t i) const {
+    const uint32_t end = ends_[2 * i + 1];
+    return end & kInPath ? ends_[2 * i] : end;
   }
-  std::string text_;             // relative path, song id, relative path, ...
-  std::vector<uint32_t> ends_;   // [2i] end of file i's path in text_, [2i + 1] of its song id
+  std::string text_;             // each relative path, followed by its song id unless that is part of it
+  std::vector<uint32_t> ends_;   // [2i] end of file i's path in text_; [2i + 1] end of its song id in text_,
+                                 // or kInPath | its offset in the path << 16 | its length
   std::vector<uint8_t> split_;   // index into split_names, or kNoSplit
   std::vector<shards::LabelValue> labels_;  // size() x label_columns.size()
   std::vector<std::string> origins_;         // per file when any file has one, else empty

@@ -23,6 +23,7 @@
 #include "core/Hash.h"
 #include "core/Progress.h"
 #include "core/Strings.h"
+#include "datasets/corpus/detail/KeptCopies.h"
 #include "datasets/corpus/detail/OrderedPool.h"
 #include "datasets/corpus/detail/PrepareWork.h"
 #include "datasets/midi/MidiReader.h"
@@ -252,7 +253,7 @@ std::string on_error_fail_message(const std::string& reason) {
 }
 
 /// A sha256 in 32 bytes (hex strings would cost ~100 bytes a file).
-using Key = std::array<uint8_t, 32>;
+using detail::Key;
 
 bool parse_key(const std::string& hex, Key& key) {
   if (hex.size() != 64) return false;
@@ -318,69 +319,75 @@ ExternalIndex load_external_index(const PrepareConfig& config, const tokenizer::
 }
 
 /// Where one run's work lives and how it is cut: segments of per_segment
-/// consecutive files in processing order.
-struct Work {
+/// consecutive files in processing order. The order is splits from the last
+/// of split.names to the first, corpus order within each: the first copy of
+/// a file the writer meets is then the one to keep (test before validation
+/// before train, then the first path), so duplicates are decided while
+/// streaming. Only where each segment starts is stored (a few bytes a
+/// segment, not a few a file); its files are found by scanning the corpus's
+/// split bytes from there.
+class Work {
+ public:
+  Work(const Corpus& corpus, std::string dir, size_t per_segment)
+      : dir(std::move(dir)), per_segment(per_segment), corpus_(corpus) {
+    const size_t splits = corpus.split_names.size();
+    for (size_t rank = 0; rank < splits; ++rank) {
+      const uint8_t split = static_cast<uint8_t>(splits - 1 - rank);
+      for (size_t i = 0; i < corpus.size(); ++i) {
+        if (corpus.split_index(i) != split) continue;  // every file has a split here (require_no_problems ran)
+        if (files_ % per_segment == 0) starts_.push_back(Cursor{static_cast<uint8_t>(rank), static_cast<uint32_t>(i)});
+        ++files_;
+      }
+    }
+  }
+
   std::string dir;
-  std::vector<uint32_t> order;  // [position] corpus index
-  size_t per_segment = 1, segments = 0;
-  size_t files() const { return order.size(); }
+  size_t per_segment;
+  size_t files() const { return files_; }
+  size_t segments() const { return starts_.size(); }
   size_t begin(size_t segment) const { return segment * per_segment; }
-  size_t end(size_t segment) const { return std::min(files(), (segment + 1) * per_segment); }
+  size_t end(size_t segment) const { return std::min(files_, (segment + 1) * per_segment); }
+
+  /// The corpus indices of a segment's files, in processing order.
+  void segment_files(size_t segment, std::vector<uint32_t>& out) const {
+    out.clear();
+    const size_t count = end(segment) - begin(segment);
+    const size_t splits = corpus_.split_names.size();
+    Cursor at = starts_[segment];
+    while (out.size() < count) {
+      if (corpus_.split_index(at.file) == splits - 1 - at.rank) out.push_back(at.file);
+      if (++at.file == corpus_.size()) {
+        at.file = 0;
+        ++at.rank;
+      }
+    }
+  }
+
+ private:
+  struct Cursor {
+    uint8_t rank;   // position of the split in processing order
+    uint32_t file;  // corpus index to look at next
+  };
+  const Corpus& corpus_;
+  std::vector<Cursor> starts_;
+  size_t files_ = 0;
 };
 
-/// The order the writer takes files in: splits from the last of split.names
-/// to the first, corpus order within each. The first copy of a file the
-/// writer meets is then the one to keep (test before validation before
-/// train, then the first path), so duplicates are decided while streaming.
-std::vector<uint32_t> processing_order(const Corpus& corpus) {
-  std::vector<uint32_t> order(corpus.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
-  // Every file has a split here (require_no_problems ran).
-  std::stable_sort(order.begin(), order.end(),
-                   [&](uint32_t a, uint32_t b) { return corpus.split_index(a) > corpus.split_index(b); });
-  return order;
-}
-
 /// A segment's files as they are on disk: a changed file redoes its segment.
-/// `sizes` gets each file's size (-1: cannot stat).
-std::string listing_hash(const Corpus& corpus, const Work& work, size_t segment, std::vector<int64_t>& sizes) {
+/// `files` gets the segment's corpus indices and `sizes` each file's size
+/// (-1: cannot stat).
+std::string listing_hash(const Corpus& corpus, const Work& work, size_t segment, std::vector<uint32_t>& files,
+                         std::vector<int64_t>& sizes) {
+  work.segment_files(segment, files);
   std::string text;
   sizes.clear();
-  for (size_t p = work.begin(segment); p < work.end(segment); ++p) {
-    const size_t i = work.order[p];
+  for (const uint32_t i : files) {
     const FileStat st = stat_file(corpus.path(i));
     sizes.push_back(st.size);
     text += std::string(corpus.relative(i)) + '\0' + std::to_string(st.size) + '\0' + std::to_string(st.mtime_ns) + '\n';
   }
   return hash::sha256_hex(text);
 }
-
-/// The kept file of every key seen so far (on_duplicate: drop), by the first
-/// 128 bits of the key's sha256 (two different files share them with a
-/// chance of ~2^-128 per pair): an open-addressing table sized once for the
-/// corpus, ~27 bytes a file.
-class KeptCopies {
- public:
-  explicit KeptCopies(size_t files) : halves_(files + files / 3 + 1), kept_(halves_.size(), 0) {}
-
-  /// The file kept for `key`, or nullopt after recording `file` as its copy.
-  std::optional<uint32_t> keep_first(const Key& key, uint32_t file) {
-    std::array<uint64_t, 2> half;
-    std::memcpy(half.data(), key.data(), sizeof half);
-    for (size_t at = half[0] % halves_.size();; at = (at + 1) % halves_.size()) {
-      if (kept_[at] == 0) {
-        halves_[at] = half;
-        kept_[at] = file + 1;  // 0 is empty
-        return std::nullopt;
-      }
-      if (halves_[at] == half) return kept_[at] - 1;
-    }
-  }
-
- private:
-  std::vector<std::array<uint64_t, 2>> halves_;  // load <= 3/4
-  std::vector<uint32_t> kept_;                   // file + 1, or 0
-};
 
 /// Takes every file's outcome in processing order: leaves out duplicates,
 /// failures and short files (listing each in the report) and streams the
@@ -391,6 +398,7 @@ class ShardSink {
             const ExternalIndex& external, PrepareReport& report)
       : config_(config),
         corpus_(corpus),
+        tok_(tok),
         external_(external),
         report_(report),
         columns_(shard_label_columns(corpus)),
@@ -404,6 +412,7 @@ class ShardSink {
       writers_[s] = std::make_unique<shards::ShardWriter>(
           (fs::path(report.output_dir) / shards::shard_file_name(s)).string(), s, vocab, columns_, options);
       report.splits.push_back(SplitSummary{s, writers_[s]->path()});
+      writers_[s]->park();  // closed until its split's files come: one writer is open at a time
     }
   }
 
@@ -435,6 +444,8 @@ class ShardSink {
       std::stable_sort(list->begin(), list->end(),
                        [](const LeftOutFile& a, const LeftOutFile& b) { return a.path < b.path; });
     }
+    // The open writer first, so that the others reopen one at a time.
+    if (current_split_ != Corpus::kNoSplit) writers_.at(corpus_.split_names[current_split_])->commit();
     for (auto& [name, writer] : writers_) writer->commit();
   }
 
@@ -458,12 +469,30 @@ class ShardSink {
       return true;
     }
     if (config_.on_duplicate != "drop") return false;
-    const std::optional<uint32_t> kept = kept_.keep_first(k, static_cast<uint32_t>(i));
+    const std::optional<uint32_t> kept =
+        kept_.keep_first(k, static_cast<uint32_t>(i), [&](uint32_t file) { return key_of(file, by_tokens) == k; });
     if (!kept) return false;
     const std::string name = std::string(corpus_.relative(*kept)) + " (" + corpus_.split(*kept) + ")";
     report_.duplicates.push_back(
         LeftOutFile{std::string(corpus_.relative(i)), corpus_.split(i), "identical to " + name, "duplicate", name});
     return true;
+  }
+
+  /// Corpus file `i`'s key, computed again: the table keeps 64 bits of each.
+  Key key_of(size_t i, bool by_tokens) const {
+    std::string hex;
+    if (by_tokens) {
+      hex = process_file(corpus_.path(i), tok_, config_.reader.options(), config_.min_notes, true).tokens_sha256;
+    } else {
+      try {
+        hex = hash::sha256_hex(files::read_all(corpus_.path(i)));
+      } catch (const DataError&) {
+        // changed since it was kept: not a copy
+      }
+    }
+    Key k{};
+    if (!parse_key(hex, k)) k.fill(0);
+    return k;
   }
 
   void write(size_t i, const std::string& relative, const std::string& split, const FileOutcome& o) {
@@ -487,11 +516,12 @@ class ShardSink {
 
   const PrepareConfig& config_;
   const Corpus& corpus_;
+  const tokenizer::Tokenizer& tok_;
   const ExternalIndex& external_;
   PrepareReport& report_;
   const std::vector<shards::LabelColumn> columns_;
   std::map<std::string, std::unique_ptr<shards::ShardWriter>> writers_;
-  KeptCopies kept_;
+  detail::KeptCopies kept_;
   uint8_t current_split_ = Corpus::kNoSplit;
 };
 
@@ -499,22 +529,24 @@ class ShardSink {
 void replay_segment(const Work& work, size_t s, ShardSink& sink) {
   const std::string path = detail::segment_path(work.dir, s);
   detail::SegmentReader reader(path);
+  std::vector<uint32_t> files;
+  work.segment_files(s, files);
   FileOutcome o;
-  size_t p = work.begin(s);
-  for (; p < work.end(s) && reader.next(o); ++p) sink.add(work.order[p], o);
-  if (p != work.end(s) || reader.next(o)) {
-    throw DataError(path + ": does not hold the " + std::to_string(work.end(s) - work.begin(s)) +
+  size_t k = 0;
+  for (; k < files.size() && reader.next(o); ++k) sink.add(files[k], o);
+  if (k != files.size() || reader.next(o)) {
+    throw DataError(path + ": does not hold the " + std::to_string(files.size()) +
                     " file outcomes expected; delete " + work.dir + " and run prepare again");
   }
 }
 
 /// What this run has to do: the journal, each segment's listing hash, and
-/// the positions (with their file sizes) left to parse.
+/// the segments left to parse.
 struct Plan {
   detail::Journal journal;
   std::vector<std::string> listing;
-  std::vector<uint32_t> todo;
-  std::vector<uint32_t> todo_bytes;  // file sizes, for the parse budget (saturated)
+  std::vector<uint32_t> todo;  // segments
+  size_t todo_files = 0;
 };
 
 /// Reads the journal (one made under other settings is discarded), keeps the
@@ -531,36 +563,59 @@ Plan plan_work(const PrepareConfig& config, const Corpus& corpus, const tokenize
   }
   if (journal.fingerprint != fingerprint) journal = detail::Journal{fingerprint};
   journal.segment_files = static_cast<int64_t>(work.per_segment);
-  journal.done.resize(work.segments);
-  plan.listing.resize(work.segments);
+  journal.done.resize(work.segments());
+  plan.listing.resize(work.segments());
   size_t finished = 0;
-  for (size_t s = 0; s < work.segments; ++s) {
-    std::vector<int64_t> sizes;
-    plan.listing[s] = listing_hash(corpus, work, s, sizes);
+  std::vector<uint32_t> files;
+  std::vector<int64_t> sizes;
+  for (size_t s = 0; s < work.segments(); ++s) {
+    plan.listing[s] = listing_hash(corpus, work, s, files, sizes);
     std::error_code ec;
     if (journal.done[s] == plan.listing[s] && fs::is_regular_file(detail::segment_path(work.dir, s), ec)) {
       ++finished;
-      report.files_resumed += static_cast<int64_t>(work.end(s) - work.begin(s));
+      report.files_resumed += static_cast<int64_t>(files.size());
       continue;
     }
     journal.done[s].clear();
-    for (size_t p = work.begin(s); p < work.end(s); ++p) {
-      plan.todo.push_back(static_cast<uint32_t>(p));
-      const int64_t bytes = std::max<int64_t>(sizes[p - work.begin(s)], 0);
-      plan.todo_bytes.push_back(static_cast<uint32_t>(std::min<int64_t>(bytes, UINT32_MAX)));
-    }
+    plan.todo.push_back(static_cast<uint32_t>(s));
+    plan.todo_files += files.size();
   }
   if (!config.output.run_id.empty()) journal.run_id = config.output.run_id;
   else if (finished == 0 || journal.run_id.empty()) journal.run_id = new_run_id();
   report.run_id = journal.run_id;
-  report.files_parsed = static_cast<int64_t>(plan.todo.size());
+  report.files_parsed = static_cast<int64_t>(plan.todo_files);
   detail::write_journal(work.dir, journal);
   if (finished > 0) {
     spdlog::info("prepare: resuming run {}: {} of {} files done in {} finished segment(s) of {}; parsing the other {}",
-                 report.run_id, report.files_resumed, work.files(), finished, work.segments, plan.todo.size());
+                 report.run_id, report.files_resumed, work.files(), finished, work.segments(), plan.todo_files);
   }
   return plan;
 }
+
+/// Files handed to the workers at once: whole segments, at least this many
+/// files (the workers wait for the writer only between batches).
+constexpr size_t kBatchFiles = 4096;
+
+/// A batch of files to parse: whole segments, each file with its segment
+/// and its size (for the parse budget).
+struct Batch {
+  struct File {
+    uint32_t corpus_index;
+    uint32_t segment;
+    uint32_t bytes;  // saturated
+    bool last_of_segment;
+  };
+  std::vector<File> files;
+
+  void add_segment(const Corpus& corpus, const Work& work, uint32_t segment, std::vector<uint32_t>& scratch) {
+    work.segment_files(segment, scratch);
+    for (size_t k = 0; k < scratch.size(); ++k) {
+      const int64_t bytes = std::max<int64_t>(stat_file(corpus.path(scratch[k])).size, 0);
+      files.push_back(File{scratch[k], segment, static_cast<uint32_t>(std::min<int64_t>(bytes, UINT32_MAX)),
+                           k + 1 == scratch.size()});
+    }
+  }
+};
 
 /// Every file's outcome, in processing order, to the sink: finished segments
 /// of an interrupted run are read back; the others are parsed on all workers
@@ -574,41 +629,47 @@ void stream_outcomes(const PrepareConfig& config, const Corpus& corpus, const to
       if (!plan.journal.done[replayed].empty()) replay_segment(work, replayed, sink);
     }
   };
-  if (!plan.todo.empty()) {
-    const int threads = detail::worker_count(config.num_workers, plan.todo.size());
+  if (plan.todo_files > 0) {
+    const int threads = detail::worker_count(config.num_workers, plan.todo_files);
     const size_t budget = static_cast<size_t>(config.output.max_buffer_mb) << 20;
     const midi::ReadOptions read_options = config.reader.options();
-    spdlog::info("prepare: parsing {} files with {} worker(s), at most {} MB ahead of the writer", plan.todo.size(),
+    spdlog::info("prepare: parsing {} files with {} worker(s), at most {} MB ahead of the writer", plan.todo_files,
                  threads, config.output.max_buffer_mb);
     std::unique_ptr<detail::SegmentWriter> writer;
-    Progress progress("prepare", static_cast<int64_t>(plan.todo.size()), "files");
-    detail::ordered_parallel<FileOutcome>(
-        plan.todo.size(), threads, static_cast<size_t>(threads) * 16,
-        [&](size_t k) {
-          return process_file(corpus.path(work.order[plan.todo[k]]), tok, read_options, config.min_notes,
-                              config.dedup_key == "tokens");
-        },
-        [&](size_t k, FileOutcome&& o) {
-          const size_t p = plan.todo[k], s = p / work.per_segment;
-          progress.advance();
-          if (!writer) {
-            replay_finished_before(s);
-            writer = std::make_unique<detail::SegmentWriter>(detail::segment_path(work.dir, s), tok.vocab_size());
-          }
-          writer->add(o);
-          sink.add(work.order[p], o);
-          if (p + 1 < work.end(s)) return;
-          writer->commit();
-          writer.reset();
-          replayed = s + 1;
-          plan.journal.done[s] = plan.listing[s];
-          detail::write_journal(work.dir, plan.journal);
-          files::fault_point("prepare_segment", detail::segment_path(work.dir, s));
-        },
-        [&](size_t k) { return static_cast<size_t>(plan.todo_bytes[k]) * kBufferCostPerFileByte; }, budget);
+    Progress progress("prepare", static_cast<int64_t>(plan.todo_files), "files");
+    Batch batch;
+    std::vector<uint32_t> scratch;
+    for (size_t t = 0; t < plan.todo.size();) {
+      batch.files.clear();
+      while (t < plan.todo.size() && batch.files.size() < kBatchFiles) batch.add_segment(corpus, work, plan.todo[t++], scratch);
+      detail::ordered_parallel<FileOutcome>(
+          batch.files.size(), threads, static_cast<size_t>(threads) * 16,
+          [&](size_t k) {
+            return process_file(corpus.path(batch.files[k].corpus_index), tok, read_options, config.min_notes,
+                                config.dedup_key == "tokens");
+          },
+          [&](size_t k, FileOutcome&& o) {
+            const Batch::File& f = batch.files[k];
+            progress.advance();
+            if (!writer) {
+              replay_finished_before(f.segment);
+              writer = std::make_unique<detail::SegmentWriter>(detail::segment_path(work.dir, f.segment), tok.vocab_size());
+            }
+            writer->add(o);
+            sink.add(f.corpus_index, o);
+            if (!f.last_of_segment) return;
+            writer->commit();
+            writer.reset();
+            replayed = f.segment + 1;
+            plan.journal.done[f.segment] = plan.listing[f.segment];
+            detail::write_journal(work.dir, plan.journal);
+            files::fault_point("prepare_segment", detail::segment_path(work.dir, f.segment));
+          },
+          [&](size_t k) { return static_cast<size_t>(batch.files[k].bytes) * kBufferCostPerFileByte; }, budget);
+    }
     progress.finish();
   }
-  replay_finished_before(work.segments);
+  replay_finished_before(work.segments());
 }
 
 }  // namespace
@@ -626,14 +687,10 @@ PrepareReport run_prepare(const PrepareConfig& config) {
   for (const std::string& s : corpus.split_names) artifacts.push_back(shards::shard_file_name(s));
   remove_stale_temporaries(out_dir, artifacts);
 
-  Work work;
-  work.dir = (fs::path(out_dir) / kWorkDir).string();
-  work.order = processing_order(corpus);
-  work.per_segment = static_cast<size_t>(config.output.segment_files);
-  work.segments = (work.files() + work.per_segment - 1) / work.per_segment;
+  const Work work(corpus, (fs::path(out_dir) / kWorkDir).string(), static_cast<size_t>(config.output.segment_files));
   files::ensure_dir(work.dir);
   std::vector<std::string> work_files{"journal.json"};
-  for (size_t s = 0; s < work.segments; ++s) work_files.push_back(fs::path(detail::segment_path(work.dir, s)).filename().string());
+  for (size_t s = 0; s < work.segments(); ++s) work_files.push_back(fs::path(detail::segment_path(work.dir, s)).filename().string());
   remove_stale_temporaries(work.dir, work_files);
 
   PrepareReport report;

@@ -28,6 +28,16 @@ namespace {
 
 constexpr size_t kFlushTokens = size_t{1} << 20;
 
+/// Access properties for a 1-D chunked dataset of `type`. Appends touch only
+/// the last chunk: a cache of two keeps a writer's memory flat (the default
+/// 1 MB per dataset, filled over a long shard, does not).
+Handle dataset_access(hid_t type, int64_t chunk, const std::string& where, const std::string& what) {
+  Handle dapl = detail::plist_handle(H5Pcreate(H5P_DATASET_ACCESS), where, what);
+  const size_t chunk_bytes = static_cast<size_t>(chunk) * std::max<size_t>(H5Tget_size(type), 16);
+  check(H5Pset_chunk_cache(dapl.get(), 11, 2 * chunk_bytes, 1.0), where, what);
+  return dapl;
+}
+
 Handle create_dataset(hid_t parent, const std::string& name, hid_t type, int64_t chunk, int deflate,
                       const std::string& where) {
   const std::string what = "cannot create dataset '" + name + "'";
@@ -41,13 +51,42 @@ Handle create_dataset(hid_t parent, const std::string& name, hid_t type, int64_t
     check(H5Pset_shuffle(dcpl.get()), where, what);
     check(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(deflate)), where, what);
   }
-  // Appends touch only the last chunk: a cache of two keeps a writer's memory
-  // flat (the default 1 MB per dataset, filled over a long shard, does not).
-  Handle dapl = detail::plist_handle(H5Pcreate(H5P_DATASET_ACCESS), where, what);
-  const size_t chunk_bytes = static_cast<size_t>(chunk) * std::max<size_t>(H5Tget_size(type), 16);
-  check(H5Pset_chunk_cache(dapl.get(), 11, 2 * chunk_bytes, 1.0), where, what);
+  const Handle dapl = dataset_access(type, chunk, where, what);
   return detail::dataset_handle(
       H5Dcreate2(parent, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(), dapl.get()), where, what);
+}
+
+Handle open_dataset(hid_t parent, const std::string& name, hid_t type, int64_t chunk, const std::string& where) {
+  const std::string what = "cannot reopen dataset '" + name + "'";
+  const Handle dapl = dataset_access(type, chunk, where, what);
+  return detail::dataset_handle(H5Dopen2(parent, name.c_str(), dapl.get()), where, what);
+}
+
+Handle open_group(hid_t parent, const std::string& name, const std::string& where) {
+  return detail::group_handle(H5Gopen2(parent, name.c_str(), H5P_DEFAULT), where, "cannot reopen group '" + name + "'");
+}
+
+/// The shard file's access properties, for creating it and for reopening it
+/// after park().
+Handle file_access(const std::string& where) {
+  Handle fapl = detail::plist_handle(H5Pcreate(H5P_FILE_ACCESS), where, "cannot create file access properties");
+  // Cluster file systems often refuse locks; HDF5 then carries on without them.
+  check(H5Pset_file_locking(fapl.get(), true, true), where, "cannot set file locking");
+  // The chunk index grows with the shard; HDF5's metadata cache would follow
+  // it up to 32 MB. A writer only appends, so 512 KB is enough.
+  H5AC_cache_config_t mdc;
+  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+  check(H5Pget_mdc_config(fapl.get(), &mdc), where, "cannot read the metadata cache settings");
+  mdc.set_initial_size = true;
+  mdc.initial_size = size_t{256} << 10;
+  mdc.max_size = size_t{512} << 10;
+  mdc.min_size = std::min(mdc.min_size, mdc.initial_size);
+  check(H5Pset_mdc_config(fapl.get(), &mdc), where, "cannot size the metadata cache");
+  // HDF5 1.10's format indexes the chunks of an appended dataset with an
+  // extensible array; the 1.8 default's B-tree held ~12 MB more in memory at
+  // 600 M tokens. Readers need HDF5 >= 1.10 (Debian 12 ships 1.10.8).
+  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), where, "cannot select the HDF5 1.10 format");
+  return fapl;
 }
 
 /// Appends `count` elements of `mem_type` at `at` in a 1-D extendible dataset.
@@ -173,8 +212,16 @@ struct ShardWriter::State {
   std::vector<int64_t> pending_ends;  // offsets[i + 1] of the pending items
   int64_t items_written = 0;
 
+  bool parked = false;  // every HDF5 object below is closed until reopen()
+
   void create_item_columns(const std::string& where);
   void flush_items(const std::string& where);
+  hid_t token_type() const { return narrow ? H5T_STD_I16LE : H5T_STD_I32LE; }
+  /// Closes the file and every object in it, in order (a close can be where
+  /// data reaches the disk, so failures are reported).
+  void close_objects(const std::string& where);
+  /// Opens again what close_objects() closed.
+  void reopen(const std::string& where);
 };
 
 void ShardWriter::State::create_item_columns(const std::string& where) {
@@ -253,6 +300,37 @@ void ShardWriter::State::flush_items(const std::string& where) {
   pending_ends.clear();
 }
 
+void ShardWriter::State::close_objects(const std::string& where) {
+  for (Handle& d : label_columns) check(d.close(), where, "cannot close a label column");
+  check(labels_group.close(), where, "cannot close group 'labels'");
+  for (Handle* d : {&offsets, &source, &song_id, &sha256, &num_notes, &duration_s}) {
+    check(d->close(), where, "cannot close an item column");
+  }
+  check(items_group.close(), where, "cannot close group 'items'");
+  check(tokens.close(), where, "cannot close 'tokens'");
+  check(file.close(), where, "cannot close the shard");
+}
+
+void ShardWriter::State::reopen(const std::string& where) {
+  const Handle fapl = file_access(where);
+  file = detail::file_handle(H5Fopen(where.c_str(), H5F_ACC_RDWR, fapl.get()), where, "cannot reopen the shard");
+  const int64_t chunk = options.chunk_elements;
+  tokens = open_dataset(file.get(), "tokens", token_type(), chunk, where);
+  offsets = open_dataset(file.get(), "offsets", H5T_STD_I64LE, chunk, where);
+  items_group = open_group(file.get(), "items", where);
+  source = open_dataset(items_group.get(), "source", vl_string.get(), chunk, where);
+  song_id = open_dataset(items_group.get(), "song_id", vl_string.get(), chunk, where);
+  sha256 = open_dataset(items_group.get(), "sha256", sha256_type.get(), chunk, where);
+  num_notes = open_dataset(items_group.get(), "num_notes", H5T_STD_I64LE, chunk, where);
+  duration_s = open_dataset(items_group.get(), "duration_s", H5T_IEEE_F64LE, chunk, where);
+  labels_group = open_group(file.get(), "labels", where);
+  for (size_t c = 0; c < labels.size(); ++c) {
+    const hid_t type = labels[c].kind == LabelKind::kNumber ? H5T_IEEE_F64LE : vl_string.get();
+    label_columns[c] = open_dataset(labels_group.get(), labels[c].name, type, chunk, where);
+  }
+  parked = false;
+}
+
 ShardWriter::ShardWriter(std::string path, std::string split, ShardVocab vocab, std::vector<LabelColumn> labels,
                          ShardWriterOptions options)
     : path_(std::move(path)), temp_(temp_name(path_)), state_(std::make_unique<State>()) {
@@ -272,30 +350,13 @@ ShardWriter::ShardWriter(std::string path, std::string split, ShardVocab vocab, 
   if (s.options.deflate_level > 0 && H5Zfilter_avail(H5Z_FILTER_DEFLATE) <= 0) {
     throw DataError(path_ + ": this HDF5 library has no deflate filter");
   }
-  Handle fapl = detail::plist_handle(H5Pcreate(H5P_FILE_ACCESS), temp_, "cannot create file access properties");
-  // Cluster file systems often refuse locks; HDF5 then carries on without them.
-  check(H5Pset_file_locking(fapl.get(), true, true), temp_, "cannot set file locking");
-  // The chunk index grows with the shard; HDF5's metadata cache would follow
-  // it up to 32 MB. A writer only appends, so 512 KB is enough.
-  H5AC_cache_config_t mdc;
-  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
-  check(H5Pget_mdc_config(fapl.get(), &mdc), temp_, "cannot read the metadata cache settings");
-  mdc.set_initial_size = true;
-  mdc.initial_size = size_t{256} << 10;
-  mdc.max_size = size_t{512} << 10;
-  mdc.min_size = std::min(mdc.min_size, mdc.initial_size);
-  check(H5Pset_mdc_config(fapl.get(), &mdc), temp_, "cannot size the metadata cache");
-  // HDF5 1.10's format indexes the chunks of an appended dataset with an
-  // extensible array; the 1.8 default's B-tree held ~12 MB more in memory at
-  // 600 M tokens. Readers need HDF5 >= 1.10 (Debian 12 ships 1.10.8).
-  check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110), temp_, "cannot select the HDF5 1.10 format");
+  const Handle fapl = file_access(temp_);
   // No times in the root group's header either (the 1.10 format keeps them there).
   Handle fcpl = detail::plist_handle(H5Pcreate(H5P_FILE_CREATE), temp_, "cannot create file creation properties");
   check(H5Pset_obj_track_times(fcpl.get(), false), temp_, "cannot create file creation properties");
   s.file = detail::file_handle(H5Fcreate(temp_.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()), temp_,
                                "cannot create shard file");
-  s.tokens = create_dataset(s.file.get(), "tokens", s.narrow ? H5T_STD_I16LE : H5T_STD_I32LE, s.options.chunk_elements,
-                            s.options.deflate_level, temp_);
+  s.tokens = create_dataset(s.file.get(), "tokens", s.token_type(), s.options.chunk_elements, s.options.deflate_level, temp_);
   s.create_item_columns(temp_);
 }
 
@@ -324,6 +385,7 @@ void ShardWriter::add(const int32_t* tokens, size_t count, const ShardItem& item
                      " label values for " + std::to_string(s.labels.size()) + " label columns");
   }
   if (item.sha256.size() != 64) throw UsageError(path_ + ": '" + item.source + "' needs a 64-character sha256");
+  if (s.parked) s.reopen(temp_);
   const size_t flush_at = std::max(kFlushTokens, static_cast<size_t>(s.options.chunk_elements));
   // Write out before growing: a grown buffer would briefly exist twice.
   if (s.pending.size() + count > s.pending.capacity()) flush_whole_chunks();
@@ -357,17 +419,23 @@ void ShardWriter::flush_whole_chunks() {
 void ShardWriter::park() {
   if (committed_) return;
   State& s = *state_;
+  if (s.parked) return;
   flush_whole_chunks();
   s.flush_items(temp_);
   s.pending.shrink_to_fit();
   s.pending_items.shrink_to_fit();
   s.pending_ends.shrink_to_fit();
   s.compressor.reset();
+  // A closed file holds no chunk caches, metadata cache or heaps: prepare
+  // keeps one split's writer open at a time.
+  s.close_objects(temp_);
+  s.parked = true;
 }
 
 void ShardWriter::commit() {
   if (committed_) return;
   State& s = *state_;
+  if (s.parked) s.reopen(temp_);
   flush_whole_chunks();
   append(s.tokens.get(), H5T_NATIVE_INT32, s.pending.data(), s.written, static_cast<int64_t>(s.pending.size()), temp_,
          "tokens");  // the last, partial chunk

@@ -38,9 +38,10 @@ class ShardWriter {
   /// Appends one piece. Throws UsageError for an id outside [0, vocab_size) or
   /// labels that do not match the label columns (a caller bug).
   void add(const int32_t* tokens, size_t count, const ShardItem& item);
-  /// Writes what fills whole chunks and frees the writer's buffers: for a
-  /// writer that gets nothing for a long while (prepare writes the splits one
-  /// after the other). add() may follow.
+  /// Writes what fills whole chunks, frees the writer's buffers and closes
+  /// the file until the next add() or commit(), which reopen it: for a writer
+  /// that gets nothing for a long while (prepare writes the splits one after
+  /// the other).
   void park();
   /// Writes offsets and metadata, flushes, fsyncs and renames over `path`.
   void commit();

@@ -32,6 +32,29 @@ PrepareConfig config_in(const fs::path& dir, const std::string& yaml) {
   return load_prepare_config((dir / "cfg.yaml").string());
 }
 
+TEST(CorpusListing, EveryFileGivesBackItsPathAndSongIdWhetherOrNotTheIdIsPartOfThePath) {
+  // Ids inside their path are stored as a place in it, others as text after
+  // it; a mix of both must read back exactly, file by file.
+  Corpus c;
+  c.split_names = {"train", "test"};
+  const std::vector<std::pair<std::string, std::string>> files{
+      {"a/001.mid", "001"},        {"a/002.mid", "song-two"}, {"b/x.mid", "b/x"}, {"b/y.mid", ""},
+      {"c/long/path.mid", "path"}, {"d.mid", "from a manifest"}, {"e.mid", "e"}};
+  for (size_t i = 0; i < files.size(); ++i) {
+    CorpusEntry e;
+    e.relative = files[i].first;
+    e.song_id = files[i].second;
+    e.split = i % 2 ? "test" : "train";
+    c.add(e);
+  }
+  ASSERT_EQ(c.size(), files.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    EXPECT_EQ(c.relative(i), files[i].first) << i;
+    EXPECT_EQ(c.song_id(i), files[i].second) << i;
+    EXPECT_EQ(c.split(i), i % 2 ? "test" : "train") << i;
+  }
+}
+
 std::string problems_text(const Corpus& c) {
   std::string s;
   for (const auto& p : c.problems) s += p.kind + "|" + p.where + "|" + p.message + "\n";

@@ -234,14 +234,17 @@ TEST(Prepare, KilledPrepareLeavesNoHalfShard) {
   const std::string config = repo("configs/prepare_pop909_sample.yaml");
   ASSERT_EQ(run_kmidi("prepare --config " + config + " output.dir=" + out.string()), 0);
   const std::string old_sha = tokenizer::Tokenizer::load((out / "tokenizer.json").string()).sha256();
-  // A second run with another tokenizer dies while committing train.h5 (test.h5 is already replaced).
+  // A second run with another tokenizer dies while committing validation.h5,
+  // the last shard it commits (train.h5, whose writer is open, then test.h5
+  // are already replaced).
   const int code = run_kmidi("prepare --config " + config + " output.dir=" + out.string() + " tokenizer.velocity_bins=16",
-                             "KMIDI_FAULT=shard_commit:train.h5");
+                             "KMIDI_FAULT=shard_commit:validation.h5");
   EXPECT_EQ(code, 128 + SIGKILL);
   // Every shard is whole: the old or the new, never half of one.
   auto shards = open_shards(out);
+  EXPECT_NE(shards.at("train").tokenizer_sha256(), old_sha);
   EXPECT_NE(shards.at("test").tokenizer_sha256(), old_sha);
-  EXPECT_EQ(shards.at("train").tokenizer_sha256(), old_sha);
+  EXPECT_EQ(shards.at("validation").tokenizer_sha256(), old_sha);
   EXPECT_EQ(tokenizer::Tokenizer::load((out / "tokenizer.json").string()).sha256(), old_sha);
   // The mix is detected by validation...
   const PrepareConfig c = repo_config("prepare_pop909_sample.yaml", out);
