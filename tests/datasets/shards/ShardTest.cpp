@@ -208,6 +208,40 @@ TEST(Shards, AParkedWriterCarriesOnWhereItStopped) {
   }
 }
 
+/// Whether this process has `path` open (a file descriptor linked to it).
+bool process_has_open(const std::string& path) {
+  const fs::path target = fs::absolute(path);
+  for (const auto& fd : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(fd.path(), ec) == target) return true;
+  }
+  return false;
+}
+
+TEST(Shards, AParkedWriterHoldsItsFileClosedUntilItsNextItem) {
+  // Prepare keeps one split's writer open at a time: a parked writer must
+  // have closed its file (and with it HDF5's caches for it).
+  const fs::path dir = scratch("parked_closed");
+  const std::string path = (dir / "train.h5").string();
+  ShardWriter w(path, "train", ShardVocab{300, 0, std::string(64, 'a')}, kLabels);
+  const std::vector<int32_t> ids{1, 2, 3};
+  ShardItem item;
+  item.source = "a.mid";
+  item.song_id = "a";
+  item.sha256 = sha_of(1);
+  item.labels = {LabelValue::of(1.0), LabelValue::of(std::string("x"))};
+  EXPECT_TRUE(process_has_open(w.temp_path()));
+  w.park();
+  EXPECT_FALSE(process_has_open(w.temp_path()));
+  w.add(ids.data(), ids.size(), item);
+  EXPECT_TRUE(process_has_open(w.temp_path()));
+  w.park();
+  w.commit();
+  const ShardReader r(path);
+  ASSERT_EQ(r.size(), 1);
+  EXPECT_EQ(r.read(0), ids);
+}
+
 TEST(Shards, RandomAccessBySequence) {
   const fs::path dir = scratch("random");
   const std::string path = (dir / "train.h5").string();
